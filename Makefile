@@ -1,0 +1,94 @@
+# Makefile — builds dtmq, runs it, tests it.
+#
+#   make            build bin/dtmq (optimised)
+#   make run        install missing Debian packages, build, start dtmq on its
+#                   embedded defaults (SQLite file + in-process Kafka)
+#   make test       install what the tests need, start real Kafka and FerretDB
+#                   on 127.0.0.1, run every test, stop them; last line
+#                   "N passed, N failed"
+#   make check      build the sanitizer flavour and the test binaries only
+#   make deps       install the Debian packages the build needs
+#   make clean
+#
+# Two flavours from the same sources: build/release (bin/dtmq) and build/asan
+# (AddressSanitizer + UndefinedBehaviorSanitizer; dtmq and every test binary).
+# Every library is found through pkg-config.
+
+PKGS      := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1
+TEST_PKGS := check
+
+CC        ?= gcc
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -pthread -MMD -MP
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lm
+TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS))
+TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
+
+REL_FLAGS  := -O2
+ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+# Everything but main.c goes into a static library the tests link too.
+CORE_SRC := $(sort $(shell find broker connectors -name '*.c' ! -path broker/main.c))
+TEST_LIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/store/*.c tests/integration/*.c))
+TEST_BINS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
+
+REL_OBJ  := $(patsubst %.c,build/release/%.o,$(CORE_SRC))
+ASAN_OBJ := $(patsubst %.c,build/asan/%.o,$(CORE_SRC))
+TEST_LIB_OBJ := $(patsubst %.c,build/asan/%.o,$(TEST_LIB_SRC))
+
+.PHONY: all run test check deps clean services-up services-down
+all: bin/dtmq
+
+deps:
+	@bash docker/install-deps.sh
+
+build/release/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(REL_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+
+build/release/libdtmqcore.a: $(REL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/asan/libdtmqcore.a: $(ASAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/dtmq: build/release/broker/main.o build/release/libdtmqcore.a
+	@mkdir -p bin
+	$(CC) $(BASEFLAGS) $(REL_FLAGS) $^ $(PKG_LIBS) -o $@
+
+build/asan/dtmq: build/asan/broker/main.o build/asan/libdtmqcore.a
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $^ $(PKG_LIBS) -o $@
+
+build/asan/tests/%: tests/%.c $(TEST_LIB_OBJ) build/asan/libdtmqcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(TEST_LIB_OBJ) \
+		build/asan/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
+
+check: build/asan/dtmq bin/dtmq $(TEST_BINS)
+
+run: deps
+	@$(MAKE) --no-print-directory bin/dtmq
+	./bin/dtmq
+
+test:
+	@bash docker/install-deps.sh --test
+	@bash tests/run.sh
+
+services-up:
+	@bash tests/services/services.sh up
+
+services-down:
+	@bash tests/services/services.sh down
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,270 @@
+/*
+ * store.c — opens the backend a URI names and dispatches the public store API
+ * (store.h) to it; also holds the helpers every backend shares (error text,
+ * list clean-up, argument checks done once here instead of in each backend).
+ */
+#include "store_backend.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char last_error[512];
+
+store_result store_set_error(store_result result, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    va_end(ap);
+    return result;
+}
+
+const char *store_last_error(void)
+{
+    return last_error;
+}
+
+const char *store_result_name(store_result r)
+{
+    switch (r) {
+    case STORE_OK: return "ok";
+    case STORE_NOT_FOUND: return "not found";
+    case STORE_DUPLICATE: return "duplicate";
+    case STORE_CONFLICT: return "conflict";
+    case STORE_UNAVAILABLE: return "unavailable";
+    case STORE_INVALID: return "invalid";
+    }
+    return "unknown";
+}
+
+store *store_open(const char *uri, char *err, size_t errlen)
+{
+    if (uri == NULL || uri[0] == '\0') {
+        snprintf(err, errlen, "store: empty store URI (want sqlite:PATH or mongodb://...)");
+        return NULL;
+    }
+    if (strncmp(uri, "sqlite:", 7) == 0) {
+        if (uri[7] == '\0') {
+            snprintf(err, errlen, "store: '%s' names no file (want sqlite:PATH)", uri);
+            return NULL;
+        }
+        return store_sqlite_open(uri + 7, err, errlen);
+    }
+    if (strncmp(uri, "mongodb://", 10) == 0 || strncmp(uri, "mongodb+srv://", 14) == 0)
+        return store_mongo_open(uri, err, errlen);
+    snprintf(err, errlen, "store: unsupported store URI '%.64s' (want sqlite:PATH or mongodb://...)",
+             uri);
+    return NULL;
+}
+
+void store_close(store *s)
+{
+    if (s == NULL)
+        return;
+    char *display = s->display_uri;
+    s->ops->close(s);
+    free(display);
+}
+
+const char *store_driver(const store *s)
+{
+    return s->ops->driver;
+}
+
+const char *store_display_uri(const store *s)
+{
+    return s->display_uri ? s->display_uri : "";
+}
+
+store_result store_ping(store *s)
+{
+    return s->ops->ping(s);
+}
+
+store_result store_drop_all(store *s)
+{
+    return s->ops->drop_all(s);
+}
+
+static int is_blank(const char *v)
+{
+    return v == NULL || v[0] == '\0';
+}
+
+store_result store_create_trans(store *s, const trans_global *t)
+{
+    if (t == NULL || is_blank(t->gid) || is_blank(t->status) || is_blank(t->trans_type))
+        return store_set_error(STORE_INVALID, "create: gid, trans_type and status are required");
+    for (size_t i = 0; i < t->branch_count; i++) {
+        const trans_branch *b = &t->branches[i];
+        if (is_blank(b->branch_id) || is_blank(b->op) || is_blank(b->status))
+            return store_set_error(STORE_INVALID, "create: branch %zu lacks branch_id, op or status", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->branches[j].branch_id, b->branch_id) == 0 &&
+                strcmp(t->branches[j].op, b->op) == 0)
+                return store_set_error(STORE_INVALID, "create: branch %s/%s appears twice",
+                                       b->branch_id, b->op);
+    }
+    return s->ops->create_trans(s, t);
+}
+
+store_result store_find_trans(store *s, const char *gid, trans_global **out)
+{
+    *out = NULL;
+    if (is_blank(gid))
+        return store_set_error(STORE_INVALID, "find: gid is required");
+    return s->ops->find_trans(s, gid, out);
+}
+
+store_result store_change_status(store *s, const char *gid, const char *expect_status,
+                                 const store_status_change *change)
+{
+    if (is_blank(gid) || is_blank(expect_status) || change == NULL || is_blank(change->status))
+        return store_set_error(STORE_INVALID, "change_status: gid, expected and new status are required");
+    return s->ops->change_status(s, gid, expect_status, change);
+}
+
+static store_result check_branch_args(const char *what, const char *gid, const char *expect_status,
+                                      const trans_branch *b, size_t n)
+{
+    if (is_blank(gid) || is_blank(expect_status) || (n > 0 && b == NULL))
+        return store_set_error(STORE_INVALID, "%s: gid and expected status are required", what);
+    for (size_t i = 0; i < n; i++)
+        if (is_blank(b[i].branch_id) || is_blank(b[i].op) || is_blank(b[i].status))
+            return store_set_error(STORE_INVALID, "%s: branch %zu lacks branch_id, op or status",
+                                   what, i);
+    return STORE_OK;
+}
+
+store_result store_append_branches(store *s, const char *gid, const char *expect_status,
+                                   const trans_branch *b, size_t n)
+{
+    store_result r = check_branch_args("append_branches", gid, expect_status, b, n);
+    if (r != STORE_OK)
+        return r;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(b[i].branch_id, b[j].branch_id) == 0 && strcmp(b[i].op, b[j].op) == 0)
+                return store_set_error(STORE_DUPLICATE, "append_branches: %s/%s repeats",
+                                       b[i].branch_id, b[i].op);
+    return s->ops->append_branches(s, gid, expect_status, b, n);
+}
+
+store_result store_update_branches(store *s, const char *gid, const char *expect_status,
+                                   const trans_branch *b, size_t n)
+{
+    store_result r = check_branch_args("update_branches", gid, expect_status, b, n);
+    if (r != STORE_OK)
+        return r;
+    return s->ops->update_branches(s, gid, expect_status, b, n);
+}
+
+store_result store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const char *owner,
+                             trans_global **out)
+{
+    *out = NULL;
+    if (is_blank(owner) || lease_ms <= 0)
+        return store_set_error(STORE_INVALID, "claim_due: owner and a positive lease are required");
+    return s->ops->claim_due(s, now_ms, lease_ms, owner, out);
+}
+
+store_result store_touch_cron(store *s, const char *gid, const char *owner,
+                              int64_t next_cron_time, int64_t next_cron_interval)
+{
+    if (is_blank(gid))
+        return store_set_error(STORE_INVALID, "touch_cron: gid is required");
+    return s->ops->touch_cron(s, gid, owner, next_cron_time, next_cron_interval);
+}
+
+store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, int limit,
+                                    int *moved, bool *has_remaining)
+{
+    *moved = 0;
+    *has_remaining = false;
+    if (limit <= 0)
+        return store_set_error(STORE_INVALID, "reset_cron_times: limit must be positive");
+    return s->ops->reset_cron_times(s, now_ms, after_ms, limit, moved, has_remaining);
+}
+
+store_result store_list_trans(store *s, const store_filter *filter, const char *cursor,
+                              int limit, store_trans_list *out, char **next_cursor)
+{
+    static const store_filter no_filter;
+    out->items = NULL;
+    out->count = 0;
+    *next_cursor = NULL;
+    if (limit < 1 || limit > 1000)
+        return store_set_error(STORE_INVALID, "list: limit must be 1..1000, got %d", limit);
+    return s->ops->list_trans(s, filter ? filter : &no_filter, cursor ? cursor : "", limit, out,
+                              next_cursor);
+}
+
+void store_trans_list_clear(store_trans_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        trans_free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+static store_result check_kv_args(const char *what, const char *cat, const char *key)
+{
+    if (is_blank(cat) || is_blank(key))
+        return store_set_error(STORE_INVALID, "%s: cat and key are required", what);
+    return STORE_OK;
+}
+
+store_result store_kv_create(store *s, const char *cat, const char *key, const char *value)
+{
+    store_result r = check_kv_args("kv_create", cat, key);
+    return r != STORE_OK ? r : s->ops->kv_create(s, cat, key, value ? value : "");
+}
+
+store_result store_kv_get(store *s, const char *cat, const char *key, store_kv_list *out)
+{
+    out->items = NULL;
+    out->count = 0;
+    store_result r = check_kv_args("kv_get", cat, key);
+    return r != STORE_OK ? r : s->ops->kv_get(s, cat, key, out);
+}
+
+store_result store_kv_update(store *s, const char *cat, const char *key, const char *value,
+                             int64_t expect_version)
+{
+    store_result r = check_kv_args("kv_update", cat, key);
+    return r != STORE_OK ? r : s->ops->kv_update(s, cat, key, value ? value : "", expect_version);
+}
+
+store_result store_kv_delete(store *s, const char *cat, const char *key)
+{
+    store_result r = check_kv_args("kv_delete", cat, key);
+    return r != STORE_OK ? r : s->ops->kv_delete(s, cat, key);
+}
+
+store_result store_kv_scan(store *s, const char *cat, const char *cursor, int limit,
+                           store_kv_list *out, char **next_cursor)
+{
+    out->items = NULL;
+    out->count = 0;
+    *next_cursor = NULL;
+    if (is_blank(cat))
+        return store_set_error(STORE_INVALID, "kv_scan: cat is required");
+    if (limit < 1 || limit > 1000)
+        return store_set_error(STORE_INVALID, "kv_scan: limit must be 1..1000, got %d", limit);
+    return s->ops->kv_scan(s, cat, cursor ? cursor : "", limit, out, next_cursor);
+}
+
+void store_kv_list_clear(store_kv_list *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->items[i].cat);
+        free(l->items[i].key);
+        free(l->items[i].value);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
