@@ -10,8 +10,9 @@
 #   make deps       install the Debian packages the build needs
 #   make clean
 #
-# Two flavours from the same sources: build/release (bin/dtmq) and build/asan
-# (AddressSanitizer + UndefinedBehaviorSanitizer; dtmq and every test binary).
+# Three flavours from the same sources: build/release (bin/dtmq), build/asan
+# (AddressSanitizer + UndefinedBehaviorSanitizer; dtmq and every test binary)
+# and build/valgrind (no sanitizers, -O0; what make test runs under valgrind).
 # Every library is found through pkg-config.
 
 PKGS      := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1
@@ -27,6 +28,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
 
 REL_FLAGS  := -O2
 ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+VG_FLAGS   := -O0
 
 # Everything but main.c goes into a static library the tests link too.
 CORE_SRC := $(sort $(shell find broker connectors -name '*.c' ! -path broker/main.c))
@@ -37,6 +39,9 @@ TEST_BINS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
 REL_OBJ  := $(patsubst %.c,build/release/%.o,$(CORE_SRC))
 ASAN_OBJ := $(patsubst %.c,build/asan/%.o,$(CORE_SRC))
 TEST_LIB_OBJ := $(patsubst %.c,build/asan/%.o,$(TEST_LIB_SRC))
+VG_OBJ   := $(patsubst %.c,build/valgrind/%.o,$(CORE_SRC))
+VG_TEST_LIB_OBJ := $(patsubst %.c,build/valgrind/%.o,$(TEST_LIB_SRC))
+VG_TEST_BINS := $(patsubst tests/%.c,build/valgrind/tests/%,$(TEST_SRC))
 
 .PHONY: all run test check deps clean services-up services-down
 all: bin/dtmq
@@ -52,11 +57,19 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
+build/valgrind/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+
 build/release/libdtmqcore.a: $(REL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 build/asan/libdtmqcore.a: $(ASAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/valgrind/libdtmqcore.a: $(VG_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -72,7 +85,15 @@ build/asan/tests/%: tests/%.c $(TEST_LIB_OBJ) build/asan/libdtmqcore.a
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(TEST_LIB_OBJ) \
 		build/asan/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
 
-check: build/asan/dtmq bin/dtmq $(TEST_BINS)
+build/valgrind/dtmq: build/valgrind/broker/main.o build/valgrind/libdtmqcore.a
+	$(CC) $(BASEFLAGS) $(VG_FLAGS) $^ $(PKG_LIBS) -o $@
+
+build/valgrind/tests/%: tests/%.c $(VG_TEST_LIB_OBJ) build/valgrind/libdtmqcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(VG_TEST_LIB_OBJ) \
+		build/valgrind/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
+
+check: build/asan/dtmq bin/dtmq $(TEST_BINS) build/valgrind/dtmq $(VG_TEST_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory bin/dtmq

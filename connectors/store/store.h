@@ -93,6 +93,7 @@ typedef struct store_status_change {
     const char *ext_data;        /* NULL = leave unchanged */
     int64_t next_cron_time;      /* 0 = leave unchanged */
     int64_t next_cron_interval;  /* 0 = leave unchanged */
+    const char *owner;           /* NULL = leave unchanged; set with next_cron_time to take the lease */
 } store_status_change;
 
 /*

@@ -1,0 +1,152 @@
+/*
+ * api.c — the route table of the HTTP API, the reply helpers the route files
+ * share, and the small handlers that need no engine: ping, version, newGid,
+ * info. Replies follow DTM's shapes (section 1 of the protocol reference):
+ * every value in newGid's body is a string, because old DTM clients decode it
+ * into map[string]string. docs/protocol.md lists every route.
+ */
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "gid.h"
+#include "log.h"
+#include "version.h"
+
+typedef struct route {
+    const char *method; /* NULL = any method */
+    const char *path;
+    int prefix;         /* path is a prefix (e.g. /api/dtmsvr/topic/) */
+    route_fn fn;
+} route;
+
+void api_reply_json(http_response *resp, int status, json_t *body)
+{
+    resp->status = status;
+    resp->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (resp->body == NULL) {
+        resp->status = 500;
+        resp->body = strdup("{\"message\":\"out of memory\"}");
+    }
+}
+
+void api_reply_message(http_response *resp, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    api_reply_json(resp, status, json_pack("{s:s}", "message", msg));
+}
+
+void api_reply_cmd(http_response *resp, cmd_reply *r)
+{
+    if (!r->deferred) {
+        api_reply_json(resp, r->status, r->body);
+        r->body = NULL;
+    }
+    cmd_reply_clear(r);
+}
+
+json_t *api_body_object(const http_request *req, http_response *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (body == NULL) {
+        api_reply_message(resp, 400, "invalid JSON at line %d column %d: %s", jerr.line,
+                          jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        api_reply_message(resp, 400, "body: must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+static void route_ping(broker *b, const http_request *req, http_response *resp)
+{
+    api_reply_json(resp, 200, json_pack("{s:s}", "msg", "pong"));
+}
+
+static void route_version(broker *b, const http_request *req, http_response *resp)
+{
+    api_reply_json(resp, 200, json_pack("{s:s}", "version", DTMQ_VERSION));
+}
+
+static void route_new_gid(broker *b, const http_request *req, http_response *resp)
+{
+    char gid[GID_LEN + 1];
+    if (gid_new(gid) != 0) {
+        log_error("newGid: the kernel's random source failed");
+        api_reply_message(resp, 500, "cannot generate a gid: random source failed");
+        return;
+    }
+    api_reply_json(resp, 200, json_pack("{s:s, s:s}", "gid", gid, "dtm_result", "SUCCESS"));
+}
+
+static void route_info(broker *b, const http_request *req, http_response *resp)
+{
+    const char *bootstrap = kafka_link_bootstrap(b->kafka);
+    json_t *info = json_pack("{s:s, s:{s:s, s:s}, s:s, s:o}",
+                             "version", DTMQ_VERSION,
+                             "store", "driver", store_driver(b->store),
+                             "uri", store_display_uri(b->store),
+                             "kafka_mode", kafka_link_mode(b->kafka),
+                             "kafka_bootstrap", bootstrap ? json_string(bootstrap) : json_null());
+    api_reply_json(resp, 200, info);
+}
+
+static const route routes[] = {
+    {NULL, "/api/ping", 0, route_ping},
+    {"GET", "/api/dtmsvr/version", 0, route_version},
+    {"GET", "/api/dtmsvr/newGid", 0, route_new_gid},
+    {"GET", "/api/info", 0, route_info},
+    {"POST", "/api/dtmsvr/prepare", 0, api_prepare},
+    {"POST", "/api/dtmsvr/submit", 0, api_submit},
+    {"POST", "/api/dtmsvr/abort", 0, api_abort},
+    {"POST", "/api/dtmsvr/registerBranch", 0, api_register_branch},
+    {"POST", "/api/dtmsvr/registerXaBranch", 0, api_register_branch},
+    {"POST", "/api/dtmsvr/registerTccBranch", 0, api_register_branch},
+    {"POST", "/api/dtmsvr/prepareWorkflow", 0, api_prepare_workflow},
+    {"POST", "/api/dtmsvr/forceStop", 0, api_force_stop},
+    {"GET", "/api/dtmsvr/query", 0, api_query},
+    {"GET", "/api/dtmsvr/all", 0, api_all},
+    {"GET", "/api/dtmsvr/resetCronTime", 0, api_reset_cron_time},
+    {"POST", "/api/dtmsvr/resetNextCronTime", 0, api_reset_next_cron_time},
+    {NULL, "/api/dtmsvr/subscribe", 0, api_subscribe},
+    {NULL, "/api/dtmsvr/unsubscribe", 0, api_unsubscribe},
+    {"DELETE", "/api/dtmsvr/topic/", 1, api_delete_topic},
+    {"GET", "/api/dtmsvr/scanKV", 0, api_scan_kv},
+    {"GET", "/api/dtmsvr/queryKV", 0, api_query_kv},
+};
+
+static int path_matches(const route *r, const char *path)
+{
+    if (r->prefix)
+        return strncmp(path, r->path, strlen(r->path)) == 0 && path[strlen(r->path)] != '\0';
+    return strcmp(path, r->path) == 0;
+}
+
+void api_handle(void *ctx, const http_request *req, http_response *resp)
+{
+    broker *b = ctx;
+    int path_known = 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (!path_matches(&routes[i], req->path))
+            continue;
+        path_known = 1;
+        if (routes[i].method == NULL || strcmp(routes[i].method, req->method) == 0) {
+            routes[i].fn(b, req, resp);
+            return;
+        }
+    }
+    api_reply_message(resp, path_known ? 405 : 404, "%s %.400s: %s", req->method, req->path,
+                      path_known ? "method not allowed" : "no such route");
+}

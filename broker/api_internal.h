@@ -1,0 +1,47 @@
+/*
+ * api_internal.h — what the HTTP API's route files share: the route handler
+ * type and the reply helpers (api.c), and the handlers each file provides.
+ */
+#ifndef DTMQ_API_INTERNAL_H
+#define DTMQ_API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "broker.h"
+#include "engine/commands.h"
+#include "http_server.h"
+
+typedef void (*route_fn)(broker *b, const http_request *req, http_response *resp);
+
+/* Sends body (reference taken) with status. */
+void api_reply_json(http_response *resp, int status, json_t *body);
+/* {"message": ...} with status. */
+void api_reply_message(http_response *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sends a command's reply (or defers the request when the command did). */
+void api_reply_cmd(http_response *resp, cmd_reply *r);
+/* The request body parsed as a JSON object, or NULL after replying 400. */
+json_t *api_body_object(const http_request *req, http_response *resp);
+
+/* api_trans.c */
+void api_prepare(broker *b, const http_request *req, http_response *resp);
+void api_submit(broker *b, const http_request *req, http_response *resp);
+void api_abort(broker *b, const http_request *req, http_response *resp);
+void api_register_branch(broker *b, const http_request *req, http_response *resp);
+void api_prepare_workflow(broker *b, const http_request *req, http_response *resp);
+void api_force_stop(broker *b, const http_request *req, http_response *resp);
+
+/* api_query.c */
+void api_query(broker *b, const http_request *req, http_response *resp);
+void api_all(broker *b, const http_request *req, http_response *resp);
+void api_reset_cron_time(broker *b, const http_request *req, http_response *resp);
+void api_reset_next_cron_time(broker *b, const http_request *req, http_response *resp);
+
+/* api_topics.c */
+void api_subscribe(broker *b, const http_request *req, http_response *resp);
+void api_unsubscribe(broker *b, const http_request *req, http_response *resp);
+void api_delete_topic(broker *b, const http_request *req, http_response *resp);
+void api_scan_kv(broker *b, const http_request *req, http_response *resp);
+void api_query_kv(broker *b, const http_request *req, http_response *resp);
+
+#endif

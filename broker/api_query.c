@@ -1,0 +1,129 @@
+/*
+ * api_query.c — HTTP routes that read transactions or move their timers:
+ * query, all (cursor paging with filters), resetCronTime, resetNextCronTime.
+ * Shapes as DTM's; malformed parameters get a 400 naming the parameter.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+/* Reads an integer query parameter into *out (unchanged when absent). 0, or
+ * -1 after replying 400. */
+static int query_int(const http_request *req, http_response *resp, const char *name,
+                     long long min, long long max, long long *out)
+{
+    const char *v = http_query(req, name);
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        api_reply_message(resp, 400, "%s: '%.64s' is not an integer in %lld..%lld", name, v, min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+void api_query(broker *b, const http_request *req, http_response *resp)
+{
+    const char *gid = http_query(req, "gid");
+    if (gid == NULL || gid[0] == '\0') { /* DTM answers 500 here; clients expect it */
+        api_reply_message(resp, 500, "gid: missing (use /api/dtmsvr/query?gid=...)");
+        return;
+    }
+    trans_global *t = NULL;
+    store_result r = store_find_trans(b->store, gid, &t);
+    if (r != STORE_OK && r != STORE_NOT_FOUND) {
+        api_reply_message(resp, 500, "query: store %s: %s", store_result_name(r), store_last_error());
+        return;
+    }
+    json_t *branches = json_array();
+    for (size_t i = 0; t && i < t->branch_count; i++)
+        json_array_append_new(branches, trans_branch_to_json(&t->branches[i], t->gid));
+    api_reply_json(resp, 200, json_pack("{s:o, s:o}", "transaction",
+                                        t ? trans_global_to_json(t) : json_null(),
+                                        "branches", branches));
+    trans_free(t);
+}
+
+void api_all(broker *b, const http_request *req, http_response *resp)
+{
+    long long limit = 100, start = 0, end = 0;
+    if (query_int(req, resp, "limit", 1, 1000, &limit) ||
+        query_int(req, resp, "createTimeStart", 0, (long long)1 << 52, &start) ||
+        query_int(req, resp, "createTimeEnd", 0, (long long)1 << 52, &end))
+        return;
+    store_filter f = {
+        .gid = http_query(req, "gid"), .status = http_query(req, "status"),
+        .trans_type = http_query(req, "transType"),
+        .create_time_start = start, .create_time_end = end,
+    };
+    if (f.gid && !f.gid[0])
+        f.gid = NULL;
+    if (f.status && !f.status[0])
+        f.status = NULL;
+    if (f.trans_type && !f.trans_type[0])
+        f.trans_type = NULL;
+    store_trans_list list;
+    char *next = NULL;
+    store_result r = store_list_trans(b->store, &f, http_query(req, "position"), (int)limit, &list, &next);
+    if (r == STORE_INVALID) {
+        api_reply_message(resp, 400, "position: %s", store_last_error());
+        return;
+    }
+    if (r != STORE_OK) {
+        api_reply_message(resp, 500, "all: store %s: %s", store_result_name(r), store_last_error());
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < list.count; i++)
+        json_array_append_new(items, trans_global_to_json(list.items[i]));
+    api_reply_json(resp, 200, json_pack("{s:o, s:s}", "transactions", items, "next_position",
+                                        next ? next : ""));
+    store_trans_list_clear(&list);
+    free(next);
+}
+
+void api_reset_cron_time(broker *b, const http_request *req, http_response *resp)
+{
+    long long timeout = 3LL * b->cfg->timeout_to_fail, limit = 100;
+    if (query_int(req, resp, "timeout", 0, 1LL << 31, &timeout) ||
+        query_int(req, resp, "limit", 1, 100000, &limit))
+        return;
+    int moved = 0;
+    bool remaining = false;
+    store_result r = store_reset_cron_times(b->store, dtmq_now_ms(), timeout * 1000, (int)limit,
+                                            &moved, &remaining);
+    if (r != STORE_OK) {
+        api_reply_message(resp, 500, "resetCronTime: store %s: %s", store_result_name(r), store_last_error());
+        return;
+    }
+    api_reply_json(resp, 200, json_pack("{s:b, s:i}", "has_remaining", remaining, "succeed_count", moved));
+}
+
+void api_reset_next_cron_time(broker *b, const http_request *req, http_response *resp)
+{
+    json_t *body = api_body_object(req, resp);
+    if (body == NULL)
+        return;
+    const char *gid = json_string_value(json_object_get(body, "gid"));
+    if (gid == NULL || gid[0] == '\0') {
+        api_reply_message(resp, 400, "gid: missing");
+        json_decref(body);
+        return;
+    }
+    store_result r = store_touch_cron(b->store, gid, NULL, dtmq_now_ms(), 0);
+    if (r == STORE_OK)
+        api_reply_json(resp, 200, json_pack("{s:s}", "dtm_result", "SUCCESS"));
+    else if (r == STORE_NOT_FOUND || r == STORE_CONFLICT)
+        api_reply_json(resp, 409, json_pack("{s:s, s:s}", "dtm_result", "FAILURE", "message",
+                                            "no unfinished transaction with this gid"));
+    else
+        api_reply_message(resp, 500, "resetNextCronTime: store %s: %s", store_result_name(r),
+                          store_last_error());
+    json_decref(body);
+}

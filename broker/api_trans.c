@@ -1,0 +1,106 @@
+/*
+ * api_trans.c — HTTP routes that change transactions: prepare, submit, abort,
+ * registerBranch (and its aliases), prepareWorkflow, forceStop. Each parses
+ * DTM's body (trans_json.h) and runs the command (engine/commands.h); a
+ * submit or abort with wait_result answers when the engine's pass ends,
+ * through a deferred HTTP answer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+/* Engine waiter → deferred HTTP answer. */
+static void answer_deferred(void *arg, int status, const char *body)
+{
+    http_deferred_complete(arg, status, strdup(body));
+}
+
+static int parse_request(const http_request *req, http_response *resp, int require_type,
+                         trans_request *out)
+{
+    char err[512];
+    if (trans_request_parse(req->body, req->body_len, require_type, out, err, sizeof(err)) != 0) {
+        api_reply_message(resp, 400, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+void api_prepare(broker *b, const http_request *req, http_response *resp)
+{
+    trans_request tr;
+    if (parse_request(req, resp, 1, &tr) != 0)
+        return;
+    cmd_reply r = {0};
+    cmd_prepare(b, &tr, &r);
+    api_reply_cmd(resp, &r);
+    trans_request_clear(&tr);
+}
+
+/* submit and abort: with wait_result the answer is deferred until the pass ends. */
+static void run_waitable(broker *b, const http_request *req, http_response *resp, int require_type,
+                         void (*cmd)(broker *, const trans_request *, engine_waiter_fn, void *,
+                                     cmd_reply *))
+{
+    trans_request tr;
+    if (parse_request(req, resp, require_type, &tr) != 0)
+        return;
+    http_deferred *d = tr.opts.wait_result ? http_defer(req) : NULL;
+    cmd_reply r = {0};
+    cmd(b, &tr, d ? answer_deferred : NULL, d, &r);
+    if (d != NULL && !r.deferred) { /* answered at once after all */
+        char *text = r.body ? json_dumps(r.body, JSON_COMPACT) : NULL;
+        http_deferred_complete(d, r.status, text);
+    }
+    api_reply_cmd(resp, &r);
+    trans_request_clear(&tr);
+}
+
+void api_submit(broker *b, const http_request *req, http_response *resp)
+{
+    run_waitable(b, req, resp, 1, cmd_submit);
+}
+
+void api_abort(broker *b, const http_request *req, http_response *resp)
+{
+    run_waitable(b, req, resp, 0, cmd_abort);
+}
+
+void api_register_branch(broker *b, const http_request *req, http_response *resp)
+{
+    json_t *body = api_body_object(req, resp);
+    if (body == NULL)
+        return;
+    cmd_reply r = {0};
+    cmd_register_branch(b, body, &r);
+    api_reply_cmd(resp, &r);
+    json_decref(body);
+}
+
+void api_prepare_workflow(broker *b, const http_request *req, http_response *resp)
+{
+    trans_request tr;
+    if (parse_request(req, resp, 1, &tr) != 0)
+        return;
+    cmd_reply r = {0};
+    cmd_prepare_workflow(b, &tr, &r);
+    api_reply_cmd(resp, &r);
+    trans_request_clear(&tr);
+}
+
+void api_force_stop(broker *b, const http_request *req, http_response *resp)
+{
+    json_t *body = api_body_object(req, resp);
+    if (body == NULL)
+        return;
+    const char *gid = json_string_value(json_object_get(body, "gid"));
+    if (gid == NULL || gid[0] == '\0') {
+        api_reply_message(resp, 400, "gid: missing");
+    } else {
+        cmd_reply r = {0};
+        cmd_force_stop(b, gid, &r);
+        api_reply_cmd(resp, &r);
+    }
+    json_decref(body);
+}

@@ -1,0 +1,21 @@
+/*
+ * broker.h — the running broker: the parts main() starts and every request
+ * handler reaches. Owned by main(); handlers only borrow it.
+ */
+#ifndef DTMQ_BROKER_H
+#define DTMQ_BROKER_H
+
+#include "../connectors/store/store.h"
+#include "config.h"
+#include "kafka_link.h"
+
+struct engine;
+
+typedef struct broker {
+    const dtmq_config *cfg;
+    store *store;
+    kafka_link *kafka;
+    struct engine *engine;
+} broker;
+
+#endif

@@ -1,0 +1,586 @@
+/*
+ * commands.c — the write side of the protocol (see commands.h), following
+ * DTM's dtmsvr/api.go and the per-mode row layouts:
+ *   saga      step i → rows (compensate, action), branch_id %02d of i+1
+ *   msg       step i → row action; topic://NAME → one row per subscriber,
+ *             branch_id %02d-%02d
+ *   tcc       registerBranch → rows (cancel, confirm)
+ *   xa        registerBranch → rows (rollback, commit)
+ *   workflow  registerBranch → one row with the op and status the client reports
+ * Durable before acknowledged: every reply is written after the store call
+ * that makes it true returned OK.
+ */
+#include "commands.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../log.h"
+
+void cmd_reply_clear(cmd_reply *r)
+{
+    json_decref(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+static void reply_success(cmd_reply *out)
+{
+    out->status = 200;
+    out->body = json_pack("{s:s}", "dtm_result", "SUCCESS");
+}
+
+static void reply_error(cmd_reply *out, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_error(cmd_reply *out, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    out->status = status;
+    if (status == 409)
+        out->body = json_pack("{s:s, s:s}", "dtm_result", "FAILURE", "message", msg);
+    else
+        out->body = json_pack("{s:s}", "message", msg);
+}
+
+static void reply_store_error(cmd_reply *out, const char *what, store_result r)
+{
+    reply_error(out, 500, "%s: store %s: %s", what, store_result_name(r), store_last_error());
+}
+
+/* ---- building transactions -------------------------------------------- */
+
+static int url_allowed(const char *url, int allow_topic, char *why, size_t len)
+{
+    if (url[0] == '\0' || strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+        return 1;
+    if (allow_topic && strncmp(url, "topic://", 8) == 0 && url[8] != '\0')
+        return 1;
+    if (strncmp(url, "kafka://", 8) == 0)
+        snprintf(why, len, "'%.200s': kafka:// branches are not supported by this version yet", url);
+    else
+        snprintf(why, len, "'%.200s' is not an http(s)://%s URL", url, allow_topic ? " or topic://" : "");
+    return 0;
+}
+
+static int add_row(trans_global *t, const char *branch_id, const char *op, const char *url,
+                   const char *data, int64_t now)
+{
+    trans_branch b = {
+        .branch_id = (char *)branch_id, .op = (char *)op, .url = (char *)url,
+        .data = (unsigned char *)(data && data[0] ? data : NULL),
+        .data_len = data ? strlen(data) : 0, .status = TRANS_PREPARED,
+        .create_time = now, .update_time = now,
+    };
+    return trans_add_branch(t, &b);
+}
+
+static const char *payload_at(const trans_request *req, size_t i)
+{
+    return req->payloads ? json_string_value(json_array_get(req->payloads, i)) : NULL;
+}
+
+static const char *step_url(json_t *step, const char *key)
+{
+    const char *v = json_string_value(json_object_get(step, key));
+    return v ? v : "";
+}
+
+static int build_saga_rows(const trans_request *req, trans_global *t, int64_t now, char *err,
+                           size_t len)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(req->steps, i, step) {
+        const char *action = step_url(step, "action"), *comp = step_url(step, "compensate");
+        char why[300];
+        if (!url_allowed(action, 0, why, sizeof(why)) || !url_allowed(comp, 0, why, sizeof(why))) {
+            snprintf(err, len, "steps[%zu]: %s", i, why);
+            return -1;
+        }
+        char id[48];
+        snprintf(id, sizeof(id), "%02zu", i + 1);
+        if (add_row(t, id, "compensate", comp, payload_at(req, i), now) ||
+            add_row(t, id, "action", action, payload_at(req, i), now)) {
+            snprintf(err, len, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* topic://NAME → the subscribers' URLs from KV (cat "topics"). */
+static json_t *topic_subscribers(broker *b, const char *topic, char *err, size_t len)
+{
+    store_kv_list kv;
+    store_result r = store_kv_get(b->store, "topics", topic, &kv);
+    if (r != STORE_OK) {
+        snprintf(err, len, "topic '%s': %s", topic,
+                 r == STORE_NOT_FOUND ? "no such topic (subscribe to it first)" : store_last_error());
+        return NULL;
+    }
+    json_t *subs = json_loads(kv.items[0].value, 0, NULL);
+    store_kv_list_clear(&kv);
+    if (!json_is_array(subs) || json_array_size(subs) == 0) {
+        json_decref(subs);
+        snprintf(err, len, "topic '%s' has no subscribers", topic);
+        return NULL;
+    }
+    return subs;
+}
+
+static int build_msg_rows(broker *b, const trans_request *req, trans_global *t, int64_t now,
+                          char *err, size_t len)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(req->steps, i, step) {
+        const char *action = step_url(step, "action");
+        char why[300], id[48];
+        if (!url_allowed(action, 1, why, sizeof(why))) {
+            snprintf(err, len, "steps[%zu]: %s", i, why);
+            return -1;
+        }
+        if (strncmp(action, "topic://", 8) != 0) {
+            snprintf(id, sizeof(id), "%02zu", i + 1);
+            if (add_row(t, id, "action", action, payload_at(req, i), now))
+                return snprintf(err, len, "out of memory"), -1;
+            continue;
+        }
+        json_t *subs = topic_subscribers(b, action + 8, err, len);
+        if (subs == NULL)
+            return -1;
+        size_t j;
+        json_t *sub;
+        json_array_foreach(subs, j, sub) {
+            snprintf(id, sizeof(id), "%02zu-%02zu", i + 1, j + 1);
+            if (add_row(t, id, "action", step_url(sub, "url"), payload_at(req, i), now)) {
+                json_decref(subs);
+                return snprintf(err, len, "out of memory"), -1;
+            }
+        }
+        json_decref(subs);
+    }
+    return 0;
+}
+
+/* The global row of a new transaction in the given status. */
+static trans_global *new_trans(broker *b, const trans_request *req, const char *status,
+                               int64_t now, char *err, size_t len)
+{
+    trans_global *t = trans_new();
+    char *options = trans_options_to_text(&req->opts);
+    if (t == NULL || options == NULL || trans_set_str(&t->gid, req->gid) ||
+        trans_set_str(&t->trans_type, req->trans_type) || trans_set_str(&t->status, status) ||
+        trans_set_str(&t->query_prepared, req->query_prepared) ||
+        trans_set_str(&t->protocol, req->protocol && req->protocol[0] ? req->protocol : "http") ||
+        trans_set_str(&t->custom_data, req->custom_data) ||
+        trans_set_str(&t->rollback_reason, req->rollback_reason)) {
+        snprintf(err, len, "out of memory");
+        free(options);
+        trans_free(t);
+        return NULL;
+    }
+    t->options = options;
+    t->create_time = t->update_time = now;
+    if (req->steps)
+        t->steps = json_dumps(req->steps, JSON_COMPACT);
+    if (req->payloads)
+        t->payloads = json_dumps(req->payloads, JSON_COMPACT);
+    int rc = 0;
+    if (strcmp(req->trans_type, "saga") == 0 && req->steps)
+        rc = build_saga_rows(req, t, now, err, len);
+    else if (strcmp(req->trans_type, "msg") == 0 && req->steps)
+        rc = build_msg_rows(b, req, t, now, err, len);
+    if (rc != 0) {
+        trans_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* When a prepared transaction is first looked at: at its timeout. */
+static int64_t prepared_deadline(broker *b, const trans_request *req, int64_t now)
+{
+    int64_t s = req->opts.timeout_to_fail > 0 ? req->opts.timeout_to_fail : b->cfg->timeout_to_fail;
+    return now + s * 1000;
+}
+
+static int check_type(const trans_request *req, const char *const *allowed, cmd_reply *out,
+                      const char *what)
+{
+    for (size_t i = 0; allowed[i]; i++)
+        if (strcmp(req->trans_type, allowed[i]) == 0)
+            return 0;
+    reply_error(out, 400, "trans_type: %s does not apply to '%s' transactions", what, req->trans_type);
+    return -1;
+}
+
+/* ---- the commands ---------------------------------------------------- */
+
+void cmd_prepare(broker *b, const trans_request *req, cmd_reply *out)
+{
+    static const char *const types[] = {"tcc", "xa", "msg", "workflow", NULL};
+    if (check_type(req, types, out, "prepare") != 0)
+        return;
+    if (strcmp(req->trans_type, "msg") == 0 && (req->query_prepared == NULL || !req->query_prepared[0])) {
+        reply_error(out, 400, "query_prepared: required for msg (dtmq asks it back when the submit never comes)");
+        return;
+    }
+    char err[512];
+    int64_t now = dtmq_now_ms();
+    trans_global *t = new_trans(b, req, TRANS_PREPARED, now, err, sizeof(err));
+    if (t == NULL) {
+        reply_error(out, 400, "%s", err);
+        return;
+    }
+    t->next_cron_time = prepared_deadline(b, req, now);
+    store_result r = store_create_trans(b->store, t);
+    trans_free(t);
+    if (r == STORE_OK) {
+        log_gid_info(req->gid, "%s prepared", req->trans_type);
+        reply_success(out);
+        return;
+    }
+    if (r != STORE_DUPLICATE) {
+        reply_store_error(out, "prepare", r);
+        return;
+    }
+    trans_global *old = NULL;
+    r = store_find_trans(b->store, req->gid, &old);
+    if (r == STORE_OK && strcmp(old->status, TRANS_PREPARED) == 0)
+        reply_success(out); /* DTM: re-preparing a prepared gid is a no-op */
+    else if (r == STORE_OK)
+        reply_error(out, 409, "current status '%s', cannot prepare", old->status);
+    else
+        reply_store_error(out, "prepare", r);
+    trans_free(old);
+}
+
+/* Takes the lease of gid and starts a pass, answering through waiter if given. */
+static void start_pass(broker *b, const char *gid, int64_t lease_until, int wait,
+                       engine_waiter_fn waiter, void *arg, cmd_reply *out)
+{
+    if (wait && waiter) {
+        out->deferred = 1;
+        engine_kick(b->engine, gid, lease_until, waiter, arg);
+    } else {
+        engine_kick(b->engine, gid, lease_until, NULL, NULL);
+        reply_success(out);
+    }
+}
+
+/* prepared → to_status, taking the lease; 0 done, else the reply is filled. */
+static int take_prepared(broker *b, const trans_global *old, const char *to_status,
+                         const char *reason, int64_t *lease_until, cmd_reply *out)
+{
+    trans_options opts;
+    trans_options_from_text(old->options, &opts);
+    int64_t now = dtmq_now_ms();
+    *lease_until = now + engine_lease_ms(b->engine, &opts);
+    trans_options_clear(&opts);
+    store_status_change ch = {.status = to_status, .update_time = now,
+                              .next_cron_time = *lease_until, .owner = engine_owner(b->engine),
+                              .rollback_reason = reason && reason[0] ? reason : NULL};
+    store_result r = store_change_status(b->store, old->gid, old->status, &ch);
+    if (r == STORE_OK)
+        return 0;
+    if (r == STORE_CONFLICT)
+        reply_error(out, 409, "the transaction changed meanwhile (was '%s'); try again", old->status);
+    else
+        reply_store_error(out, to_status, r);
+    return -1;
+}
+
+static void submit_workflow(broker *b, const trans_request *req, cmd_reply *out)
+{
+    const char *status = json_string_value(json_object_get(req->req_extra, "status"));
+    if (status == NULL || (strcmp(status, TRANS_SUCCEED) != 0 && strcmp(status, TRANS_FAILED) != 0)) {
+        reply_error(out, 400, "req_extra.status: a workflow submit must say succeed or failed");
+        return;
+    }
+    const char *reason = json_string_value(json_object_get(req->req_extra, "rollback_reason"));
+    const char *result = json_string_value(json_object_get(req->req_extra, "result"));
+    int64_t now = dtmq_now_ms();
+    store_status_change ch = {.status = status, .update_time = now, .finish_time = now,
+                              .rollback_time = strcmp(status, TRANS_FAILED) == 0 ? now : 0,
+                              .rollback_reason = reason, .result = result};
+    store_result r = store_change_status(b->store, req->gid, TRANS_PREPARED, &ch);
+    if (r == STORE_OK) {
+        log_gid_info(req->gid, "workflow -> %s", status);
+        reply_success(out);
+        return;
+    }
+    trans_global *old = NULL;
+    if (r == STORE_CONFLICT && store_find_trans(b->store, req->gid, &old) == STORE_OK &&
+        strcmp(old->status, status) == 0)
+        reply_success(out); /* the same submit again */
+    else if (r == STORE_CONFLICT)
+        reply_error(out, 409, "current status '%s', cannot submit", old ? old->status : "?");
+    else if (r == STORE_NOT_FOUND)
+        reply_error(out, 409, "no workflow with gid '%s' (prepareWorkflow first)", req->gid);
+    else
+        reply_store_error(out, "submit", r);
+    trans_free(old);
+}
+
+/* A second submit of a gid: DTM's rules, never a second run. */
+static void submit_existing(broker *b, const trans_request *req, engine_waiter_fn waiter, void *arg,
+                            cmd_reply *out)
+{
+    trans_global *old = NULL;
+    store_result r = store_find_trans(b->store, req->gid, &old);
+    if (r != STORE_OK) {
+        reply_store_error(out, "submit", r);
+        return;
+    }
+    int64_t lease_until;
+    if (strcmp(old->status, TRANS_PREPARED) == 0 && strcmp(old->trans_type, "saga") != 0) {
+        if (take_prepared(b, old, TRANS_SUBMITTED, NULL, &lease_until, out) == 0) {
+            log_gid_info(old->gid, "%s prepared -> submitted", old->trans_type);
+            start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
+        }
+    } else if (strcmp(old->status, TRANS_SUBMITTED) == 0) {
+        /* already running (here or in another process): make it due now */
+        store_touch_cron(b->store, old->gid, NULL, dtmq_now_ms(), 0);
+        if (req->opts.wait_result)
+            reply_error(out, 425, "already submitted and still running");
+        else
+            reply_success(out);
+        if (out->status == 425) {
+            json_object_set_new(out->body, "dtm_result", json_string("ONGOING"));
+        }
+    } else {
+        reply_error(out, 409, "current status '%s', cannot submit", old->status);
+    }
+    trans_free(old);
+}
+
+void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, void *arg,
+                cmd_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strcmp(req->trans_type, "workflow") == 0) {
+        submit_workflow(b, req, out);
+        return;
+    }
+    if ((strcmp(req->trans_type, "saga") == 0 || strcmp(req->trans_type, "msg") == 0) &&
+        (req->steps == NULL || json_array_size(req->steps) == 0)) {
+        /* msg may have been prepared with its steps; saga must bring them */
+        if (strcmp(req->trans_type, "saga") == 0) {
+            reply_error(out, 400, "steps: a saga needs at least one step");
+            return;
+        }
+    }
+    char err[512];
+    int64_t now = dtmq_now_ms();
+    trans_global *t = new_trans(b, req, TRANS_SUBMITTED, now, err, sizeof(err));
+    if (t == NULL) {
+        reply_error(out, 400, "%s", err);
+        return;
+    }
+    int64_t lease_until = now + engine_lease_ms(b->engine, &req->opts);
+    t->next_cron_time = lease_until;
+    t->next_cron_interval = 0;
+    trans_set_str(&t->owner, engine_owner(b->engine));
+    int fresh_tcc = strcmp(req->trans_type, "tcc") == 0 || strcmp(req->trans_type, "xa") == 0;
+    store_result r = fresh_tcc ? STORE_DUPLICATE : store_create_trans(b->store, t);
+    trans_free(t);
+    if (r == STORE_OK) {
+        log_gid_info(req->gid, "%s submitted", req->trans_type);
+        start_pass(b, req->gid, lease_until, req->opts.wait_result, waiter, arg, out);
+    } else if (r == STORE_DUPLICATE) {
+        submit_existing(b, req, waiter, arg, out);
+    } else {
+        reply_store_error(out, "submit", r);
+    }
+}
+
+void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, void *arg,
+               cmd_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    trans_global *old = NULL;
+    store_result r = store_find_trans(b->store, req->gid, &old);
+    if (r == STORE_NOT_FOUND) {
+        reply_error(out, 409, "no transaction with gid '%s'", req->gid);
+        return;
+    }
+    if (r != STORE_OK) {
+        reply_store_error(out, "abort", r);
+        return;
+    }
+    const char *type = old->trans_type;
+    int64_t lease_until;
+    if (strcmp(type, "msg") == 0 && strcmp(old->status, TRANS_PREPARED) == 0) {
+        int64_t now = dtmq_now_ms();
+        store_status_change ch = {.status = TRANS_FAILED, .update_time = now, .finish_time = now,
+                                  .rollback_time = now, .rollback_reason = req->rollback_reason};
+        r = store_change_status(b->store, old->gid, TRANS_PREPARED, &ch);
+        if (r == STORE_OK)
+            reply_success(out);
+        else if (r == STORE_CONFLICT)
+            reply_error(out, 409, "the transaction changed meanwhile; try again");
+        else
+            reply_store_error(out, "abort", r);
+    } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
+               strcmp(old->status, TRANS_PREPARED) == 0) {
+        if (take_prepared(b, old, TRANS_ABORTING, req->rollback_reason, &lease_until, out) == 0)
+            start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
+    } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
+               strcmp(old->status, TRANS_ABORTING) == 0) {
+        store_touch_cron(b->store, old->gid, NULL, dtmq_now_ms(), 0);
+        reply_success(out);
+    } else {
+        reply_error(out, 409, "current status '%s' of a %s transaction, cannot abort", old->status, type);
+    }
+    trans_free(old);
+}
+
+static const char *flat_string(json_t *body, const char *key)
+{
+    const char *v = json_string_value(json_object_get(body, key));
+    return v ? v : "";
+}
+
+/* The rows one registerBranch adds; 0 or -1 with the reply filled. */
+static int register_rows(json_t *body, const char *type, trans_global *rows, cmd_reply *out)
+{
+    const char *bid = flat_string(body, "branch_id"), *data = flat_string(body, "data");
+    int64_t now = dtmq_now_ms();
+    char why[300];
+    int rc = 0;
+    if (strcmp(type, "tcc") == 0) {
+        const char *confirm = flat_string(body, "confirm"), *cancel = flat_string(body, "cancel");
+        if (!url_allowed(confirm, 0, why, sizeof(why)) || !url_allowed(cancel, 0, why, sizeof(why))) {
+            reply_error(out, 400, "confirm/cancel: %s", why);
+            return -1;
+        }
+        rc = add_row(rows, bid, "cancel", cancel, data, now) || add_row(rows, bid, "confirm", confirm, data, now);
+    } else if (strcmp(type, "xa") == 0) {
+        const char *url = flat_string(body, "url");
+        if (!url_allowed(url, 0, why, sizeof(why))) {
+            reply_error(out, 400, "url: %s", why);
+            return -1;
+        }
+        rc = add_row(rows, bid, "rollback", url, data, now) || add_row(rows, bid, "commit", url, data, now);
+    } else if (strcmp(type, "workflow") == 0) {
+        const char *op = flat_string(body, "op"), *status = flat_string(body, "status");
+        if (op[0] == '\0' || (strcmp(status, TRANS_SUCCEED) != 0 && strcmp(status, TRANS_FAILED) != 0)) {
+            reply_error(out, 400, "op and status (succeed or failed) are required for a workflow branch");
+            return -1;
+        }
+        rc = add_row(rows, bid, op, "", data, now);
+        if (rc == 0)
+            trans_set_str(&rows->branches[0].status, status);
+        rows->branches[0].finish_time = now;
+    } else {
+        reply_error(out, 400, "trans_type: registerBranch applies to tcc, xa and workflow, not '%s'", type);
+        return -1;
+    }
+    if (rc != 0)
+        reply_error(out, 500, "out of memory");
+    return rc ? -1 : 0;
+}
+
+void cmd_register_branch(broker *b, json_t *body, cmd_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *gid = flat_string(body, "gid"), *type = flat_string(body, "trans_type");
+    const char *bid = flat_string(body, "branch_id");
+    if (!json_is_object(body) || gid[0] == '\0' || bid[0] == '\0') {
+        reply_error(out, 400, "gid and branch_id are required");
+        return;
+    }
+    trans_global *rows = trans_new();
+    if (rows == NULL || register_rows(body, type, rows, out) != 0) {
+        trans_free(rows);
+        return;
+    }
+    store_result r = store_append_branches(b->store, gid, TRANS_PREPARED, rows->branches,
+                                           rows->branch_count);
+    trans_free(rows);
+    if (r == STORE_OK || r == STORE_DUPLICATE) /* registering the same branch again is a no-op */
+        reply_success(out);
+    else if (r == STORE_CONFLICT || r == STORE_NOT_FOUND)
+        reply_error(out, 409, "no trans with gid: %s status: prepared found", gid);
+    else
+        reply_store_error(out, "registerBranch", r);
+}
+
+void cmd_prepare_workflow(broker *b, const trans_request *req, cmd_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strcmp(req->trans_type ? req->trans_type : "", "workflow") != 0) {
+        reply_error(out, 400, "trans_type: prepareWorkflow needs 'workflow'");
+        return;
+    }
+    char err[512];
+    int64_t now = dtmq_now_ms();
+    trans_global *t = new_trans(b, req, TRANS_PREPARED, now, err, sizeof(err));
+    if (t == NULL) {
+        reply_error(out, 400, "%s", err);
+        return;
+    }
+    t->next_cron_time = prepared_deadline(b, req, now);
+    store_result r = store_create_trans(b->store, t);
+    trans_free(t);
+    if (r != STORE_OK && r != STORE_DUPLICATE) {
+        reply_store_error(out, "prepareWorkflow", r);
+        return;
+    }
+    trans_global *cur = NULL;
+    r = store_find_trans(b->store, req->gid, &cur);
+    if (r != STORE_OK) {
+        reply_store_error(out, "prepareWorkflow", r);
+        return;
+    }
+    json_t *progresses = json_array();
+    for (size_t i = 0; i < cur->branch_count; i++)
+        json_array_append_new(progresses, trans_branch_to_json(&cur->branches[i], cur->gid));
+    out->status = 200;
+    out->body = json_pack("{s:o, s:o}", "transaction", trans_global_to_json(cur), "progresses", progresses);
+    trans_free(cur);
+}
+
+void cmd_force_stop(broker *b, const char *gid, cmd_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int attempt = 0; attempt < 5; attempt++) {
+        trans_global *old = NULL;
+        store_result r = store_find_trans(b->store, gid, &old);
+        if (r == STORE_NOT_FOUND) {
+            reply_error(out, 409, "no transaction with gid '%s'", gid);
+            return;
+        }
+        if (r != STORE_OK) {
+            reply_store_error(out, "forceStop", r);
+            return;
+        }
+        if (trans_status_is_final(old->status)) {
+            reply_error(out, 409, "current status '%s', cannot forceStop", old->status);
+            trans_free(old);
+            return;
+        }
+        int64_t now = dtmq_now_ms();
+        store_status_change ch = {.status = TRANS_FAILED, .update_time = now, .finish_time = now,
+                                  .rollback_time = now, .rollback_reason = "force stopped by an operator"};
+        r = store_change_status(b->store, gid, old->status, &ch);
+        if (r == STORE_OK)
+            log_gid_warn(gid, "force stopped (was %s)", old->status);
+        trans_free(old);
+        if (r == STORE_OK) {
+            reply_success(out);
+            return;
+        }
+        if (r != STORE_CONFLICT) {
+            reply_store_error(out, "forceStop", r);
+            return;
+        }
+    }
+    reply_error(out, 409, "the transaction kept changing; try again");
+}

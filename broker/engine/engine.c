@@ -1,0 +1,283 @@
+/*
+ * engine.c — the engine's threads (see engine.h): worker queues, the cron that
+ * claims due transactions from the store, start and stop. What one pass of a
+ * transaction does is in pass.c.
+ */
+#include "engine_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../gid.h"
+#include "../log.h"
+
+#define ENGINE_WORKERS 4
+#define ENGINE_MAX_IN_FLIGHT 1024
+#define CRON_BATCH 256
+
+unsigned engine_hash(const char *gid)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)gid; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static void worker_enqueue(worker *w, event *ev)
+{
+    pthread_mutex_lock(&w->mu);
+    ev->next = NULL;
+    if (w->tail)
+        w->tail->next = ev;
+    else
+        w->head = ev;
+    w->tail = ev;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void engine_post(engine *e, event *ev)
+{
+    worker_enqueue(&e->workers[engine_hash(ev->gid) % (unsigned)e->worker_count], ev);
+}
+
+static event *worker_next_event(worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->head == NULL)
+        pthread_cond_wait(&w->cv, &w->mu);
+    event *ev = w->head;
+    w->head = ev->next;
+    if (w->head == NULL)
+        w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return ev;
+}
+
+static void event_free(event *ev)
+{
+    free(ev->gid);
+    free(ev->text);
+    free(ev);
+}
+
+static void worker_release_all(worker *w)
+{
+    for (size_t i = 0; i < ENGINE_BUCKETS; i++) {
+        while (w->table[i]) {
+            active *a = w->table[i];
+            w->table[i] = a->next;
+            pass_release(w, a);
+            active_free(a);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        event *ev = worker_next_event(w);
+        if (ev->kind == EV_STOP) {
+            event_free(ev);
+            break;
+        }
+        if (ev->kind == EV_KICK)
+            pass_on_kick(w, ev);
+        else
+            pass_on_result(w, ev);
+        event_free(ev);
+    }
+    worker_release_all(w);
+    return NULL;
+}
+
+int64_t engine_lease_ms(const engine *e, const trans_options *opts)
+{
+    const dtmq_config *cfg = e->b->cfg;
+    int64_t timeout = opts && opts->request_timeout > 0 ? opts->request_timeout : cfg->request_timeout;
+    int64_t lease = cfg->retry_interval > timeout + 5 ? cfg->retry_interval : timeout + 5;
+    return lease * 1000;
+}
+
+const char *engine_owner(const engine *e)
+{
+    return e->owner;
+}
+
+int engine_calls_pending(engine *e)
+{
+    return http_dispatch_pending(e->http);
+}
+
+void engine_kick(engine *e, const char *gid, int64_t lease_until_ms, engine_waiter_fn fn, void *arg)
+{
+    waiter *w = NULL;
+    if (fn != NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w == NULL) {
+            fn(arg, 500, "{\"message\":\"out of memory\"}");
+            return;
+        }
+        w->fn = fn;
+        w->arg = arg;
+    }
+    event *ev = calloc(1, sizeof(*ev));
+    char *copy = strdup(gid);
+    if (ev == NULL || copy == NULL || e->stopping) {
+        free(ev);
+        free(copy);
+        if (w)
+            fn(arg, 503, "{\"message\":\"dtmq is stopping; the transaction will be resumed\"}");
+        free(w);
+        return;
+    }
+    ev->kind = EV_KICK;
+    ev->gid = copy;
+    ev->lease_until = lease_until_ms;
+    ev->waiter = w;
+    engine_post(e, ev);
+}
+
+/* Claims every due transaction (in batches) and kicks a pass of each. */
+static int cron_claim_batch(engine *e)
+{
+    int claimed = 0;
+    int64_t lease = engine_lease_ms(e, NULL);
+    while (claimed < CRON_BATCH && !e->stopping) {
+        trans_global *t = NULL;
+        int64_t now = dtmq_now_ms();
+        store_result r = store_claim_due(e->b->store, now, lease, e->owner, &t);
+        if (r == STORE_NOT_FOUND)
+            break;
+        if (r != STORE_OK) {
+            log_warn("cron: cannot claim due transactions: %s", store_last_error());
+            break;
+        }
+        log_gid_debug(t->gid, "cron: claimed (%s)", t->status);
+        engine_kick(e, t->gid, now + lease, NULL, NULL);
+        trans_free(t);
+        claimed++;
+    }
+    return claimed;
+}
+
+static void cron_sleep(engine *e, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->cron_mu);
+    while (!e->stopping &&
+           pthread_cond_timedwait(&e->cron_cv, &e->cron_mu, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&e->cron_mu);
+}
+
+static void *cron_main(void *arg)
+{
+    engine *e = arg;
+    while (!e->stopping) {
+        if (cron_claim_batch(e) == CRON_BATCH)
+            continue; /* more may be due right now */
+        /* DTM sleeps TransCronInterval minus up to 1 s of jitter, so several
+         * processes do not poll the store in lockstep. */
+        unsigned jitter = 0;
+        if (getrandom(&jitter, sizeof(jitter), 0) != sizeof(jitter))
+            jitter = 0;
+        int64_t ms = (int64_t)e->b->cfg->trans_cron_interval * 1000;
+        ms -= ms > 1000 ? (int64_t)(jitter % 1000) : (int64_t)(jitter % (unsigned)(ms / 2 + 1));
+        cron_sleep(e, ms);
+    }
+    return NULL;
+}
+
+static void make_owner(engine *e)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    char nonce[GID_LEN + 1];
+    if (gid_new(nonce) != 0)
+        snprintf(nonce, sizeof(nonce), "%ld", (long)time(NULL));
+    snprintf(e->owner, sizeof(e->owner), "%.40s:%d:%.8s", host, (int)getpid(), nonce);
+}
+
+engine *engine_start(broker *b, char *err, size_t errlen)
+{
+    engine *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        snprintf(err, errlen, "engine: out of memory");
+        return NULL;
+    }
+    e->b = b;
+    make_owner(e);
+    pthread_mutex_init(&e->cron_mu, NULL);
+    pthread_cond_init(&e->cron_cv, NULL);
+    e->http = http_dispatch_start(ENGINE_MAX_IN_FLIGHT);
+    e->workers = calloc(ENGINE_WORKERS, sizeof(worker));
+    if (e->http == NULL || e->workers == NULL) {
+        snprintf(err, errlen, "engine: cannot start the HTTP dispatcher");
+        http_dispatch_stop(e->http);
+        free(e->workers);
+        free(e);
+        return NULL;
+    }
+    for (int i = 0; i < ENGINE_WORKERS; i++) {
+        worker *w = &e->workers[i];
+        w->e = e;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        pthread_create(&w->thread, NULL, worker_main, w);
+        e->worker_count++;
+    }
+    e->cron_started = pthread_create(&e->cron, NULL, cron_main, e) == 0;
+    log_info("engine: %d workers, lease owner %s", e->worker_count, e->owner);
+    return e;
+}
+
+void engine_stop(engine *e)
+{
+    if (e == NULL || e->stopping)
+        return;
+    pthread_mutex_lock(&e->cron_mu);
+    e->stopping = 1;
+    pthread_cond_broadcast(&e->cron_cv);
+    pthread_mutex_unlock(&e->cron_mu);
+    if (e->cron_started)
+        pthread_join(e->cron, NULL);
+    /* In-flight calls end with "dispatcher stopped"; workers see stopping
+     * and record nothing for them (the lease is released instead). */
+    http_dispatch_stop(e->http);
+    e->http = NULL;
+    for (int i = 0; i < e->worker_count; i++) {
+        event *ev = calloc(1, sizeof(*ev));
+        ev->kind = EV_STOP;
+        worker_enqueue(&e->workers[i], ev); /* straight to this worker, not by hash */
+    }
+    for (int i = 0; i < e->worker_count; i++)
+        pthread_join(e->workers[i].thread, NULL);
+}
+
+void engine_free(engine *e)
+{
+    if (e == NULL)
+        return;
+    for (int i = 0; i < e->worker_count; i++) {
+        pthread_mutex_destroy(&e->workers[i].mu);
+        pthread_cond_destroy(&e->workers[i].cv);
+    }
+    pthread_mutex_destroy(&e->cron_mu);
+    pthread_cond_destroy(&e->cron_cv);
+    free(e->workers);
+    free(e);
+}

@@ -1,0 +1,97 @@
+/*
+ * engine_internal.h — the engine's private structures, shared by engine.c
+ * (threads, queues, the table of active transactions, the cron) and pass.c
+ * (one pass of one transaction: plan, call, record, schedule).
+ *
+ * Ownership: an active record and everything in it belong to the worker
+ * thread its gid hashes to; only that thread reads or writes it. Events are
+ * handed between threads through the worker's queue (mutex + condvar) and
+ * belong to the worker once queued.
+ */
+#ifndef DTMQ_ENGINE_INTERNAL_H
+#define DTMQ_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "../../connectors/dispatch/http_dispatch.h"
+#include "engine.h"
+#include "plan.h"
+
+#define ENGINE_BUCKETS 1024
+
+typedef struct waiter {
+    engine_waiter_fn fn;
+    void *arg;
+    struct waiter *next;
+} waiter;
+
+/* A transaction this process is running a pass of. */
+typedef struct active {
+    char *gid;
+    trans_global *t;          /* latest state, as the store has it */
+    trans_options opts;
+    planner_fn planner;
+    unsigned char *in_flight; /* per branch index */
+    unsigned char *tried;     /* per branch index, this pass */
+    size_t flags_cap;
+    int special_in_flight;
+    int special_tried;
+    int had_error;            /* some call ended in an unknown result this pass */
+    int had_ongoing;
+    char last_error[512];
+    int rerun;                /* a kick arrived during the pass: run another */
+    int64_t lease_until;
+    waiter *waiters;
+    struct active *next;      /* hash chain */
+} active;
+
+typedef enum { EV_KICK, EV_RESULT, EV_STOP } event_kind;
+
+typedef struct event {
+    event_kind kind;
+    char *gid;
+    int64_t lease_until;      /* EV_KICK */
+    waiter *waiter;           /* EV_KICK, may be NULL */
+    long branch;              /* EV_RESULT: branch index, -1 for the special call */
+    dispatch_outcome outcome; /* EV_RESULT */
+    int http_status;
+    char *text;               /* EV_RESULT: what the call said (status + body or error) */
+    struct event *next;
+} event;
+
+typedef struct worker {
+    engine *e;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    event *head, *tail;       /* guarded by mu */
+    active *table[ENGINE_BUCKETS];
+} worker;
+
+struct engine {
+    broker *b;
+    worker *workers;
+    int worker_count;
+    http_dispatch *http;
+    pthread_t cron;
+    pthread_mutex_t cron_mu;
+    pthread_cond_t cron_cv;
+    int cron_started;
+    int stopping;             /* set once by engine_stop; read without lock is fine (monotonic) */
+    char owner[96];
+};
+
+/* engine.c */
+void engine_post(engine *e, event *ev);
+unsigned engine_hash(const char *gid);
+
+/* pass.c */
+/* Starts (or marks for re-run) a pass on the worker that owns ev->gid. */
+void pass_on_kick(worker *w, event *ev);
+void pass_on_result(worker *w, event *ev);
+/* Releases an active transaction at shutdown: lease given back, waiters answered. */
+void pass_release(worker *w, active *a);
+void active_free(active *a);
+active *active_find(worker *w, const char *gid);
+
+#endif

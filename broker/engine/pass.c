@@ -1,0 +1,682 @@
+/*
+ * pass.c — one pass of one transaction, on the worker thread that owns it.
+ *
+ * A pass loads the transaction from the store, asks the mode's planner what
+ * to do, does it (branch calls go out through the dispatcher; status changes
+ * are compare-and-set in the store), and asks again after every result,
+ * until nothing is in flight and nothing more can be done now. Then it writes
+ * when the next pass is due (next_cron_time, backing off after unknown
+ * results), answers wait_result callers and forgets the transaction: the
+ * store is the only memory between passes, so a crash loses nothing that was
+ * acknowledged.
+ *
+ * Invariants:
+ *   - A branch result is recorded in the store (guarded by the global status
+ *     it was called under) before the planner sees it.
+ *   - A call goes out only while this process holds the transaction's lease
+ *     for longer than the call can take (ensure_lease).
+ *   - Status changes happen only when no call is in flight (plan.h).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../log.h"
+#include "engine_internal.h"
+
+#define LEASE_MARGIN_MS 2000
+
+/* ---- the table of active transactions ------------------------------------ */
+
+active *active_find(worker *w, const char *gid)
+{
+    for (active *a = w->table[engine_hash(gid) % ENGINE_BUCKETS]; a; a = a->next)
+        if (strcmp(a->gid, gid) == 0)
+            return a;
+    return NULL;
+}
+
+static active *active_insert(worker *w, const char *gid)
+{
+    active *a = calloc(1, sizeof(*a));
+    if (a == NULL || (a->gid = strdup(gid)) == NULL) {
+        free(a);
+        return NULL;
+    }
+    active **bucket = &w->table[engine_hash(gid) % ENGINE_BUCKETS];
+    a->next = *bucket;
+    *bucket = a;
+    return a;
+}
+
+static void active_remove(worker *w, active *a)
+{
+    for (active **p = &w->table[engine_hash(a->gid) % ENGINE_BUCKETS]; *p; p = &(*p)->next)
+        if (*p == a) {
+            *p = a->next;
+            return;
+        }
+}
+
+void active_free(active *a)
+{
+    trans_free(a->t);
+    trans_options_clear(&a->opts);
+    free(a->in_flight);
+    free(a->tried);
+    free(a->gid);
+    free(a);
+}
+
+static void answer_waiters(active *a, int status, const char *body)
+{
+    while (a->waiters) {
+        waiter *wt = a->waiters;
+        a->waiters = wt->next;
+        wt->fn(wt->arg, status, body);
+        free(wt);
+    }
+}
+
+static void answer_waiters_json(active *a, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    answer_waiters(a, status, text ? text : "{}");
+    free(text);
+}
+
+static void forget(worker *w, active *a)
+{
+    active_remove(w, a);
+    active_free(a);
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static int ensure_flags(active *a)
+{
+    size_t n = a->t->branch_count;
+    if (n <= a->flags_cap)
+        return 0;
+    unsigned char *f = realloc(a->in_flight, n);
+    if (f == NULL)
+        return -1;
+    a->in_flight = f;
+    f = realloc(a->tried, n);
+    if (f == NULL)
+        return -1;
+    a->tried = f;
+    memset(a->in_flight + a->flags_cap, 0, n - a->flags_cap);
+    memset(a->tried + a->flags_cap, 0, n - a->flags_cap);
+    a->flags_cap = n;
+    return 0;
+}
+
+/* Reads the transaction from the store into a. 0, or -1 with last_error set. */
+static int active_load(worker *w, active *a)
+{
+    trans_global *t = NULL;
+    store_result r = store_find_trans(w->e->b->store, a->gid, &t);
+    if (r != STORE_OK) {
+        snprintf(a->last_error, sizeof(a->last_error), "cannot read the transaction: %s %s",
+                 store_result_name(r), store_last_error());
+        return -1;
+    }
+    trans_free(a->t);
+    a->t = t;
+    trans_options_clear(&a->opts);
+    trans_options_from_text(t->options, &a->opts);
+    a->planner = plan_for_type(t->trans_type);
+    if (a->planner == NULL) {
+        snprintf(a->last_error, sizeof(a->last_error), "unknown trans_type '%s'", t->trans_type);
+        return -1;
+    }
+    return ensure_flags(a);
+}
+
+/* ---- recording results ------------------------------------------------ */
+
+static void note_unknown(active *a, const char *what, const char *text, int ongoing)
+{
+    if (ongoing) {
+        a->had_ongoing = 1;
+    } else {
+        a->had_error = 1;
+        snprintf(a->last_error, sizeof(a->last_error), "%s: %s", what, text ? text : "");
+    }
+}
+
+/* Records a branch's new status in the store, guarded by the global status. */
+static void record_branch(worker *w, active *a, size_t i, const char *status)
+{
+    trans_branch *b = &a->t->branches[i];
+    trans_branch update = *b; /* shallow: only status and times are read by the store */
+    int64_t now = dtmq_now_ms();
+    update.status = (char *)status;
+    update.update_time = now;
+    update.finish_time = now;
+    store_result r = store_update_branches(w->e->b->store, a->gid, a->t->status, &update, 1);
+    if (r == STORE_OK) {
+        trans_set_str(&b->status, status);
+        b->update_time = b->finish_time = now;
+        return;
+    }
+    if (r == STORE_CONFLICT || r == STORE_NOT_FOUND) { /* changed under us (forceStop, ...) */
+        if (active_load(w, a) == 0)
+            return;
+    }
+    a->tried[i] = 1;
+    note_unknown(a, "store", store_last_error(), 0);
+}
+
+/* Applies a status change; 0 done, 1 the transaction changed under us and
+ * was reloaded, -1 failed. */
+static int record_status(worker *w, active *a, const char *status, const char *reason)
+{
+    int64_t now = dtmq_now_ms();
+    store_status_change ch = {.status = status, .update_time = now};
+    if (strcmp(status, TRANS_SUCCEED) == 0)
+        ch.finish_time = now;
+    if (strcmp(status, TRANS_FAILED) == 0)
+        ch.rollback_time = ch.finish_time = now;
+    if (reason && reason[0])
+        ch.rollback_reason = reason;
+    store_result r = store_change_status(w->e->b->store, a->gid, a->t->status, &ch);
+    if (r == STORE_OK) {
+        log_gid_info(a->gid, "%s %s -> %s%s%s", a->t->trans_type, a->t->status, status,
+                     reason && reason[0] ? ": " : "", reason ? reason : "");
+        trans_set_str(&a->t->status, status);
+        if (ch.rollback_reason)
+            trans_set_str(&a->t->rollback_reason, reason);
+        a->t->update_time = now;
+        if (ch.finish_time)
+            a->t->finish_time = ch.finish_time;
+        if (ch.rollback_time)
+            a->t->rollback_time = ch.rollback_time;
+        return 0;
+    }
+    if ((r == STORE_CONFLICT || r == STORE_NOT_FOUND) && active_load(w, a) == 0)
+        return 1;
+    note_unknown(a, "store", store_last_error(), 0);
+    return -1;
+}
+
+static int is_saga_action(const active *a, size_t i)
+{
+    return strcmp(a->t->trans_type, "saga") == 0 && strcmp(a->t->branches[i].op, "action") == 0;
+}
+
+static void apply_branch_result(worker *w, active *a, const event *ev)
+{
+    size_t i = (size_t)ev->branch;
+    const trans_branch *b = &a->t->branches[i];
+    char what[96];
+    snprintf(what, sizeof(what), "branch %s %s", b->branch_id, b->op);
+    log_gid_debug(a->gid, "%s answered %s (%s)", what, dispatch_outcome_name(ev->outcome), ev->text);
+    switch (ev->outcome) {
+    case DISPATCH_SUCCESS:
+        record_branch(w, a, i, TRANS_SUCCEED);
+        break;
+    case DISPATCH_FAILURE:
+        if (is_saga_action(a, i)) { /* only a saga action may fail for good */
+            record_branch(w, a, i, TRANS_FAILED);
+            snprintf(a->last_error, sizeof(a->last_error), "%s: %s", what, ev->text);
+        } else {
+            a->tried[i] = 1;
+            note_unknown(a, what, "answered FAILURE, which this op cannot take back; retrying", 0);
+        }
+        break;
+    case DISPATCH_ONGOING:
+        a->tried[i] = 1;
+        note_unknown(a, what, ev->text, 1);
+        break;
+    case DISPATCH_ERROR:
+        a->tried[i] = 1;
+        note_unknown(a, what, ev->text, 0);
+        break;
+    }
+}
+
+static void apply_query_prepared_result(worker *w, active *a, const event *ev)
+{
+    if (ev->outcome == DISPATCH_SUCCESS && strcmp(a->t->status, TRANS_PREPARED) == 0)
+        record_status(w, a, TRANS_SUBMITTED, NULL);
+    else if (ev->outcome == DISPATCH_FAILURE && strcmp(a->t->status, TRANS_PREPARED) == 0)
+        record_status(w, a, TRANS_FAILED, "query_prepared answered FAILURE: the local transaction did not commit");
+    else
+        note_unknown(a, "query_prepared", ev->text, ev->outcome == DISPATCH_ONGOING);
+}
+
+static void apply_result(worker *w, active *a, const event *ev)
+{
+    if (ev->branch >= 0) {
+        apply_branch_result(w, a, ev);
+        return;
+    }
+    a->special_tried = 1;
+    if (strcmp(a->t->trans_type, "msg") == 0)
+        apply_query_prepared_result(w, a, ev);
+    else if (ev->outcome != DISPATCH_SUCCESS)
+        note_unknown(a, "workflow resume", ev->text, ev->outcome == DISPATCH_ONGOING);
+}
+
+/* ---- calling ---------------------------------------------------------- */
+
+typedef struct call_ctx {
+    engine *e;
+    char *gid;
+    long branch;
+} call_ctx;
+
+/* On the dispatcher thread: turn the result into an event for the owner. */
+static void on_call_done(void *arg, const http_call_result *res)
+{
+    call_ctx *ctx = arg;
+    event *ev = calloc(1, sizeof(*ev));
+    if (ev != NULL) {
+        ev->kind = EV_RESULT;
+        ev->gid = ctx->gid;
+        ctx->gid = NULL;
+        ev->branch = ctx->branch;
+        ev->outcome = res->outcome;
+        ev->http_status = res->http_status;
+        size_t n = res->http_status ? strlen(res->body) + 32 : strlen(res->error) + 32;
+        if (n > 600)
+            n = 600;
+        ev->text = malloc(n);
+        if (ev->text && res->http_status)
+            snprintf(ev->text, n, "HTTP %d %s", res->http_status, res->body);
+        else if (ev->text)
+            snprintf(ev->text, n, "%s", res->error);
+        engine_post(ctx->e, ev);
+    }
+    free(ctx->gid);
+    free(ctx);
+}
+
+static int64_t request_timeout_ms(const engine *e, const active *a)
+{
+    int64_t s = a->opts.request_timeout > 0 ? a->opts.request_timeout : e->b->cfg->request_timeout;
+    return s * 1000;
+}
+
+/* Makes sure this process holds the lease for longer than a call can take. */
+static int ensure_lease(worker *w, active *a)
+{
+    int64_t now = dtmq_now_ms();
+    if (a->lease_until > now + request_timeout_ms(w->e, a) + LEASE_MARGIN_MS)
+        return 0;
+    int64_t until = now + engine_lease_ms(w->e, &a->opts);
+    store_result r = store_touch_cron(w->e->b->store, a->gid, w->e->owner, until, 0);
+    if (r != STORE_OK) {
+        log_gid_warn(a->gid, "lease not renewed (%s): leaving the transaction to its new owner",
+                     store_result_name(r));
+        return -1;
+    }
+    a->lease_until = until;
+    return 0;
+}
+
+/* "k: v" lines from branch_headers; NULL-terminated, malloc'd (free each + array). */
+static char **header_lines(const trans_options *o)
+{
+    size_t n = o->branch_headers ? json_object_size(o->branch_headers) : 0;
+    char **lines = calloc(n + 1, sizeof(char *));
+    if (lines == NULL || n == 0)
+        return lines;
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(o->branch_headers, key, v)
+        if (asprintf(&lines[k], "%s: %s", key, json_string_value(v)) >= 0)
+            k++;
+    lines[k] = NULL;
+    return lines;
+}
+
+static void free_lines(char **lines)
+{
+    for (size_t i = 0; lines && lines[i]; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+/* Sends one HTTP call for the pass; branch -1 is the special call. */
+static int send_call(worker *w, active *a, long branch, const char *method, const char *url,
+                     const unsigned char *body, size_t body_len)
+{
+    call_ctx *ctx = calloc(1, sizeof(*ctx));
+    char **headers = header_lines(&a->opts);
+    if (ctx == NULL || headers == NULL || (ctx->gid = strdup(a->gid)) == NULL) {
+        free(ctx);
+        free_lines(headers);
+        return -1;
+    }
+    ctx->e = w->e;
+    ctx->branch = branch;
+    http_call call = {
+        .method = method,
+        .url = url,
+        .body = (const char *)body,
+        .body_len = body_len,
+        .headers = (const char *const *)headers,
+        .timeout_ms = (long)request_timeout_ms(w->e, a),
+        .done = on_call_done,
+        .arg = ctx,
+    };
+    int rc = http_dispatch_submit(w->e->http, &call);
+    free_lines(headers);
+    if (rc != 0) {
+        free(ctx->gid);
+        free(ctx);
+    }
+    return rc;
+}
+
+static int url_is_http(const char *url)
+{
+    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+}
+
+/* Calls branch i. Returns 1 when it completed at once (empty URL: success). */
+static int call_branch(worker *w, active *a, size_t i)
+{
+    trans_branch *b = &a->t->branches[i];
+    if (b->url == NULL || b->url[0] == '\0') {
+        record_branch(w, a, i, TRANS_SUCCEED);
+        return 1;
+    }
+    char what[96];
+    snprintf(what, sizeof(what), "branch %s %s", b->branch_id, b->op);
+    if (!url_is_http(b->url)) {
+        a->tried[i] = 1;
+        note_unknown(a, what, "no dispatcher for this URL scheme", 0);
+        return 0;
+    }
+    char *url = http_dispatch_branch_url(b->url, a->gid, a->t->trans_type, b->branch_id, b->op);
+    int post = b->data_len > 0 || strcmp(a->t->trans_type, "xa") == 0;
+    if (url == NULL || send_call(w, a, (long)i, post ? "POST" : "GET", url, b->data, b->data_len) != 0) {
+        a->tried[i] = 1;
+        note_unknown(a, what, "cannot queue the call", 0);
+    } else {
+        a->in_flight[i] = 1;
+    }
+    free(url);
+    return 0;
+}
+
+/* msg: GET query_prepared; workflow: POST query_prepared with its data. */
+static void call_special(worker *w, active *a, plan_special which)
+{
+    const trans_global *t = a->t;
+    const char *url = t->query_prepared ? t->query_prepared : "";
+    if (!url_is_http(url)) {
+        a->special_tried = 1;
+        note_unknown(a, "query_prepared", "missing or not an http(s) URL", 0);
+        return;
+    }
+    const char *op = "msg";
+    unsigned char *data = NULL;
+    size_t data_len = 0;
+    json_t *custom = NULL;
+    if (which == SPECIAL_RESUME) {
+        custom = t->custom_data ? json_loads(t->custom_data, 0, NULL) : NULL;
+        const char *name = json_string_value(json_object_get(custom, "name"));
+        const char *b64 = json_string_value(json_object_get(custom, "data"));
+        op = name ? name : "";
+        data = b64 ? trans_base64_decode(b64, &data_len) : NULL;
+    }
+    char *full = http_dispatch_branch_url(url, a->gid, t->trans_type, "00", op);
+    const char *method = which == SPECIAL_RESUME ? "POST" : "GET";
+    if (full == NULL || send_call(w, a, -1, method, full, data, data_len) != 0) {
+        a->special_tried = 1;
+        note_unknown(a, "query_prepared", "cannot queue the call", 0);
+    } else {
+        a->special_in_flight = 1;
+    }
+    free(full);
+    free(data);
+    json_decref(custom);
+}
+
+/* ---- ending a pass ---------------------------------------------------- */
+
+static int64_t base_interval_s(const engine *e, const trans_options *o)
+{
+    const dtmq_config *cfg = e->b->cfg;
+    if (o->retry_interval > 0)
+        return o->retry_interval;
+    if (o->timeout_to_fail > 0 && o->timeout_to_fail < cfg->retry_interval)
+        return o->timeout_to_fail;
+    return cfg->retry_interval;
+}
+
+/* DTM's retry policy, with a cap: unknown results double the interval up to
+ * RetryIntervalMax, ONGOING keeps it, a clean pass resets it. */
+static void schedule(const engine *e, const active *a, const plan *p, int64_t now,
+                     int64_t *next_time, int64_t *interval)
+{
+    int64_t base = base_interval_s(e, &a->opts);
+    int64_t cap = e->b->cfg->retry_interval_max > base ? e->b->cfg->retry_interval_max : base;
+    int64_t stored = a->t->next_cron_interval > 0 ? a->t->next_cron_interval : base;
+    if (a->had_error)
+        *interval = stored * 2 < cap ? stored * 2 : cap;
+    else if (a->had_ongoing)
+        *interval = stored;
+    else
+        *interval = base;
+    *next_time = now + *interval * 1000;
+    if (p->wake_at_ms > 0) {
+        int unknown = a->had_error || a->had_ongoing;
+        if (!unknown || p->wake_at_ms < *next_time)
+            *next_time = p->wake_at_ms;
+    }
+}
+
+/* ext_data keeps the engine's bookkeeping: retry_count and the last error,
+ * shown by /query so a stuck branch is visible. Returns malloc'd text. */
+static char *updated_ext_data(const active *a, int64_t *retry_count)
+{
+    json_t *ext = a->t->ext_data ? json_loads(a->t->ext_data, 0, NULL) : NULL;
+    if (!json_is_object(ext)) {
+        json_decref(ext);
+        ext = json_object();
+    }
+    json_t *rc = json_object_get(ext, "retry_count");
+    *retry_count = json_is_integer(rc) ? json_integer_value(rc) : 0;
+    if (a->had_error || a->had_ongoing)
+        (*retry_count)++;
+    json_object_set_new(ext, "retry_count", json_integer(*retry_count));
+    if (a->had_error)
+        json_object_set_new(ext, "last_error", json_string(a->last_error));
+    else
+        json_object_del(ext, "last_error");
+    char *text = json_dumps(ext, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(ext);
+    return text;
+}
+
+static void ignore_alert_result(void *arg, const http_call_result *res)
+{
+    if (res->outcome != DISPATCH_SUCCESS)
+        log_gid_warn((const char *)arg, "alert webhook: %s", res->http_status ? "non-200 answer" : res->error);
+    free(arg);
+}
+
+/* DTM's AlertWebHook: POST {gid,status,branch,error,retry_count}. */
+static void post_alert(worker *w, const active *a, int64_t retry_count)
+{
+    const dtmq_config *cfg = w->e->b->cfg;
+    if (cfg->alert_web_hook == NULL || cfg->alert_web_hook[0] == '\0' || !a->had_error ||
+        retry_count < cfg->alert_retry_limit)
+        return;
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:I}", "gid", a->gid, "status", a->t->status,
+                             "branch", "", "error", a->last_error, "retry_count",
+                             (json_int_t)retry_count);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    http_call call = {.method = "POST", .url = cfg->alert_web_hook, .body = text,
+                      .body_len = text ? strlen(text) : 0,
+                      .timeout_ms = (long)cfg->request_timeout * 1000,
+                      .done = ignore_alert_result, .arg = strdup(a->gid)};
+    if (text == NULL || call.arg == NULL || http_dispatch_submit(w->e->http, &call) != 0)
+        free(call.arg);
+    free(text);
+}
+
+static void answer_final(active *a)
+{
+    if (strcmp(a->t->status, TRANS_SUCCEED) == 0)
+        answer_waiters(a, 200, "{\"dtm_result\":\"SUCCESS\"}");
+    else
+        answer_waiters_json(a, 409, json_pack("{s:s, s:s}", "dtm_result", "FAILURE", "message",
+                                              a->t->rollback_reason ? a->t->rollback_reason : ""));
+}
+
+static void answer_unfinished(active *a)
+{
+    if (a->had_error)
+        answer_waiters_json(a, 500, json_pack("{s:s}", "message", a->last_error));
+    else
+        answer_waiters_json(a, 425, json_pack("{s:s, s:s}", "dtm_result", "ONGOING", "message",
+                                              a->had_ongoing ? "a branch answered ONGOING"
+                                                             : "the transaction is not finished yet"));
+}
+
+static void reset_pass(active *a)
+{
+    memset(a->tried, 0, a->flags_cap);
+    a->special_tried = a->had_error = a->had_ongoing = 0;
+    a->last_error[0] = '\0';
+    a->rerun = 0;
+}
+
+/* Ends the pass. Returns 1 when another pass should start at once (a kick
+ * arrived meanwhile), 0 when the transaction was forgotten. */
+static int end_pass(worker *w, active *a, const plan *p)
+{
+    if (trans_status_is_final(a->t->status)) {
+        answer_final(a);
+        forget(w, a);
+        return 0;
+    }
+    if (a->rerun) {
+        reset_pass(a);
+        if (active_load(w, a) == 0)
+            return 1;
+    }
+    int64_t now = dtmq_now_ms(), next = 0, interval = 0, retry_count = 0;
+    schedule(w->e, a, p, now, &next, &interval);
+    char *ext = updated_ext_data(a, &retry_count);
+    store_status_change ch = {.status = a->t->status, .update_time = now, .next_cron_time = next,
+                              .next_cron_interval = interval, .ext_data = ext};
+    store_result r = store_change_status(w->e->b->store, a->gid, a->t->status, &ch);
+    free(ext);
+    if (r != STORE_OK)
+        log_gid_warn(a->gid, "cannot schedule the next pass (%s %s); the lease will expire instead",
+                     store_result_name(r), store_last_error());
+    if (a->had_error)
+        log_gid_warn(a->gid, "pass ended with an unknown result, retry in %llds: %s",
+                     (long long)interval, a->last_error);
+    post_alert(w, a, retry_count);
+    answer_unfinished(a);
+    forget(w, a);
+    return 0;
+}
+
+/* ---- the pass loop ---------------------------------------------------- */
+
+static void pass_continue(worker *w, active *a)
+{
+    for (;;) {
+        plan p;
+        pass_view v = {.t = a->t, .opts = &a->opts, .in_flight = a->in_flight, .tried = a->tried,
+                       .special_in_flight = a->special_in_flight,
+                       .special_tried = a->special_tried,
+                       .retry_count = 0, .now_ms = dtmq_now_ms(),
+                       .default_timeout_ms = (int64_t)w->e->b->cfg->timeout_to_fail * 1000};
+        json_t *ext = a->t->ext_data ? json_loads(a->t->ext_data, 0, NULL) : NULL;
+        v.retry_count = json_integer_value(json_object_get(ext, "retry_count"));
+        json_decref(ext);
+        a->planner(&v, &p);
+        if (p.call_count > 0 || p.special != SPECIAL_NONE) {
+            if (ensure_lease(w, a) != 0) {
+                answer_waiters(a, 425, "{\"dtm_result\":\"ONGOING\",\"message\":\"another dtmq process took over the transaction\"}");
+                forget(w, a);
+                return;
+            }
+            int completed_now = 0;
+            for (size_t k = 0; k < p.call_count; k++)
+                completed_now |= call_branch(w, a, p.calls[k]);
+            if (p.special != SPECIAL_NONE)
+                call_special(w, a, p.special);
+            if (completed_now || !plan_busy(&v))
+                continue; /* re-plan: something finished, or nothing went out */
+            return;       /* wait for results */
+        }
+        if (p.new_status != NULL) {
+            if (record_status(w, a, p.new_status, p.reason) >= 0)
+                continue;
+        } else if (plan_busy(&v)) {
+            return;
+        }
+        if (!end_pass(w, a, &p))
+            return;
+    }
+}
+
+void pass_on_kick(worker *w, event *ev)
+{
+    active *a = active_find(w, ev->gid);
+    if (a != NULL) { /* a pass is running: run another right after it */
+        a->rerun = 1;
+        if (ev->lease_until > a->lease_until)
+            a->lease_until = ev->lease_until;
+    } else {
+        a = active_insert(w, ev->gid);
+        if (a == NULL) {
+            if (ev->waiter)
+                ev->waiter->fn(ev->waiter->arg, 500, "{\"message\":\"out of memory\"}");
+            free(ev->waiter);
+            return;
+        }
+        a->lease_until = ev->lease_until;
+    }
+    if (ev->waiter) {
+        ev->waiter->next = a->waiters;
+        a->waiters = ev->waiter;
+        ev->waiter = NULL;
+    }
+    if (a->rerun)
+        return;
+    if (active_load(w, a) != 0) {
+        log_gid_warn(a->gid, "cannot run: %s", a->last_error);
+        answer_waiters_json(a, 500, json_pack("{s:s}", "message", a->last_error));
+        forget(w, a);
+        return;
+    }
+    pass_continue(w, a);
+}
+
+void pass_on_result(worker *w, event *ev)
+{
+    active *a = active_find(w, ev->gid);
+    if (a == NULL)
+        return; /* the pass was abandoned (lease lost); the new owner redoes it */
+    if (ev->branch >= 0 && (size_t)ev->branch < a->flags_cap)
+        a->in_flight[ev->branch] = 0;
+    else if (ev->branch < 0)
+        a->special_in_flight = 0;
+    if (w->e->stopping)
+        return; /* recorded nothing: released at stop, redone after restart */
+    apply_result(w, a, ev);
+    pass_continue(w, a);
+}
+
+void pass_release(worker *w, active *a)
+{
+    store_touch_cron(w->e->b->store, a->gid, w->e->owner, dtmq_now_ms(), 0);
+    answer_waiters(a, 503, "{\"message\":\"dtmq is stopping; the transaction will be resumed\"}");
+}

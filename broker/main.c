@@ -1,0 +1,136 @@
+/*
+ * main.c — starts dtmq: loads the configuration, opens the store, Kafka, the
+ * engine and the HTTP API in that order, serves until SIGTERM or SIGINT, then stops them
+ * in reverse order. Any part that fails to start stops the ones already
+ * started and exits with status 1 after one line naming what failed.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "broker.h"
+#include "config.h"
+#include "engine/engine.h"
+#include "http_server.h"
+#include "log.h"
+#include "version.h"
+
+#define HTTP_THREADS 4
+
+/* Blocks the stop signals in this thread (and so in every thread started
+ * after), so that only wait_for_stop_signal() receives them. */
+static void block_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int wait_for_stop_signal(const sigset_t *set)
+{
+    int sig = 0;
+    sigwait(set, &sig);
+    return sig;
+}
+
+static int start_broker(broker *b, const dtmq_config *cfg, http_server **http)
+{
+    char err[1024];
+    b->cfg = cfg;
+    b->store = store_open(cfg->store_uri, err, sizeof(err));
+    if (b->store == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    b->kafka = kafka_link_open(cfg->kafka, err, sizeof(err));
+    if (b->kafka == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    b->engine = engine_start(b, err, sizeof(err));
+    if (b->engine == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    http_server_options opts = {
+        .host = cfg->http_host,
+        .port = cfg->http_port,
+        .max_body = (size_t)cfg->max_body_bytes,
+        .threads = HTTP_THREADS,
+    };
+    *http = http_server_start(&opts, api_handle, b, err, sizeof(err));
+    if (*http == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The engine stops first: it answers every waiting wait_result request and
+ * releases its leases, so the HTTP server can then stop with nothing pending. */
+static void stop_broker(broker *b, http_server *http)
+{
+    engine_stop(b->engine);
+    http_server_stop(http);
+    engine_free(b->engine);
+    kafka_link_close(b->kafka);
+    store_close(b->store);
+}
+
+static void announce(const broker *b, const dtmq_config *cfg, int port)
+{
+    const char *bootstrap = kafka_link_bootstrap(b->kafka);
+    log_info("dtmq %s serving HTTP on http://%s:%d", DTMQ_VERSION, cfg->http_host, port);
+    log_info("store: %s", store_display_uri(b->store));
+    if (bootstrap != NULL)
+        log_info("kafka (%s): bootstrap %s", kafka_link_mode(b->kafka), bootstrap);
+    else
+        log_info("kafka: off");
+}
+
+int main(int argc, char **argv)
+{
+    /* `dtmq serve ...` is the same as `dtmq ...` */
+    if (argc > 1 && strcmp(argv[1], "serve") == 0) {
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    dtmq_config cfg;
+    char err[1024];
+    config_status cs = config_load(&cfg, argc, argv, err, sizeof(err));
+    if (cs != CONFIG_OK) {
+        if (cs == CONFIG_EXIT_HELP)
+            config_print_usage(stdout, argv[0]);
+        else if (cs == CONFIG_EXIT_VERSION)
+            printf("dtmq %s\n", DTMQ_VERSION);
+        else
+            fprintf(stderr, "dtmq: %s\n", err);
+        config_free(&cfg);
+        return cs == CONFIG_ERROR ? 2 : 0;
+    }
+    log_configure(cfg.log_level, cfg.log_format);
+
+    sigset_t stop_signals;
+    block_stop_signals(&stop_signals);
+
+    broker b = {0};
+    http_server *http = NULL;
+    if (start_broker(&b, &cfg, &http) != 0) {
+        stop_broker(&b, http);
+        config_free(&cfg);
+        return 1;
+    }
+    announce(&b, &cfg, http_server_port(http));
+    int sig = wait_for_stop_signal(&stop_signals);
+    log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop_broker(&b, http);
+    config_free(&cfg);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,160 @@
+/*
+ * store_sqlite_internal.h — what the store_sqlite*.c files share (private to
+ * the SQLite backend).
+ *
+ *   store_sqlite.c        the handle: open/close, schema, statement cache,
+ *                         transaction brackets, bind/read helpers, ops table;
+ *   store_sqlite_trans.c  global transactions and their branches;
+ *   store_sqlite_list.c   paging through global transactions;
+ *   store_sqlite_kv.c     the key/value table.
+ *
+ * Concurrency model: one sqlite3 connection per handle, used only while
+ * holding the handle's mutex (the connection is opened NOMUTEX). Every call
+ * that writes runs inside BEGIN IMMEDIATE ... COMMIT, which takes SQLite's
+ * write lock before the first read, so a guard checked inside the bracket
+ * still holds when the write happens — also against other processes sharing
+ * the file (they wait on busy_timeout for the lock). Reads that need several
+ * statements run in a deferred transaction for one consistent snapshot.
+ */
+#ifndef DTMQ_STORE_SQLITE_INTERNAL_H
+#define DTMQ_STORE_SQLITE_INTERNAL_H
+
+#include "store_backend.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+/* Slots of the prepared-statement cache; each statement is prepared on first
+ * use from the SQL text its caller passes and kept until close. */
+typedef enum sqlite_stmt_slot {
+    SQ_PING,
+    SQ_TRANS_INSERT,
+    SQ_TRANS_BY_GID,
+    SQ_TRANS_GUARD,
+    SQ_TRANS_CHANGE_STATUS,
+    SQ_TRANS_CLAIM_PICK,
+    SQ_TRANS_CLAIM_LEASE,
+    SQ_TRANS_TOUCH,
+    SQ_TRANS_RESET_COUNT,
+    SQ_TRANS_RESET_MOVE,
+    SQ_BRANCH_INSERT,
+    SQ_BRANCH_BY_GID,
+    SQ_BRANCH_UPDATE,
+    SQ_KV_INSERT,
+    SQ_KV_GET,
+    SQ_KV_VERSION,
+    SQ_KV_UPDATE,
+    SQ_KV_DELETE,
+    SQ_KV_SCAN,
+    SQ_SLOT_COUNT
+} sqlite_stmt_slot;
+
+typedef struct sqlite_store {
+    struct store base; /* must stay first: store_backend.h casts through it */
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    sqlite3_stmt *stmts[SQ_SLOT_COUNT];
+} sqlite_store;
+
+static inline sqlite_store *sqlite_store_of(store *s)
+{
+    return (sqlite_store *)s;
+}
+
+/* Shared statuses of unfinished transactions, as an SQL list (a constant,
+ * never a value taken from a caller). */
+#define SQLITE_STORE_ACTIVE_STATUSES "('prepared', 'submitted', 'aborting')"
+/* Partial index over the unfinished rows by next_cron_time. The cron queries
+ * name it (INDEXED BY): without statistics SQLite would rather pick the
+ * (status, next_cron_time) index and sort every due row for each claim. */
+#define SQLITE_STORE_DUE_INDEX "trans_global_due"
+
+/* ---- locking and transactions (store_sqlite.c) ------------------------- */
+
+/* Locks the handle and opens BEGIN IMMEDIATE (write) or BEGIN (read). On
+ * failure the handle is unlocked again and the error text is set. */
+store_result sqlite_store_begin_write(sqlite_store *ss);
+store_result sqlite_store_begin_read(sqlite_store *ss);
+/* Ends what begin_* opened: COMMIT when r is STORE_OK, else ROLLBACK; then
+ * unlocks. Returns r, or STORE_UNAVAILABLE if the COMMIT failed. */
+store_result sqlite_store_end(sqlite_store *ss, store_result r);
+
+/* ---- statements (store_sqlite.c) ---------------------------------------- */
+
+/* The cached statement of slot (prepared from sql on first use), reset and
+ * with no bindings. NULL on failure, with the error text set. */
+sqlite3_stmt *sqlite_store_stmt(sqlite_store *ss, sqlite_stmt_slot slot, const char *sql);
+/* Resets st and clears its bindings, so it holds no pointer into caller
+ * memory and no read lock. NULL is allowed; releasing twice is harmless. */
+void sqlite_store_release(sqlite3_stmt *st);
+/* Records SQLite's current error for what (e.g. "create_trans") and returns
+ * STORE_UNAVAILABLE. */
+store_result sqlite_store_fail(sqlite_store *ss, const char *what);
+/* Steps st once expecting SQLITE_DONE, stores sqlite3_changes() in *changes
+ * (may be NULL) and releases st. */
+store_result sqlite_store_run(sqlite_store *ss, sqlite3_stmt *st, const char *what, int *changes);
+
+/* Binders: each does nothing once *rc is not SQLITE_OK, so a run of binds
+ * needs one check at the end. Text and blob are bound SQLITE_STATIC: the
+ * caller's memory must outlive the step (it does: statements are released
+ * before the op returns). A NULL text binds SQL NULL; a blob of length 0
+ * binds SQL NULL. */
+void sqlite_store_bind_text(sqlite3_stmt *st, int idx, const char *v, int *rc);
+void sqlite_store_bind_int64(sqlite3_stmt *st, int idx, int64_t v, int *rc);
+void sqlite_store_bind_blob(sqlite3_stmt *st, int idx, const void *v, size_t len, int *rc);
+/* Same, by parameter name (":gid"); a name the statement lacks is skipped. */
+void sqlite_store_bind_named_text(sqlite3_stmt *st, const char *name, const char *v, int *rc);
+void sqlite_store_bind_named_int64(sqlite3_stmt *st, const char *name, int64_t v, int *rc);
+
+/* Readers: copy column col of the current row into *out (malloc'd; SQL NULL
+ * gives NULL; a zero-length blob gives NULL with *len 0). -1 on
+ * out-of-memory. */
+int sqlite_store_column_text(sqlite3_stmt *st, int col, char **out);
+int sqlite_store_column_blob(sqlite3_stmt *st, int col, unsigned char **out, size_t *len);
+
+/* malloc'd copy of s, or NULL on out-of-memory (sets the error text). */
+char *sqlite_store_strdup(const char *s);
+
+/* ---- ops (store_sqlite_trans.c, store_sqlite_list.c, store_sqlite_kv.c) - */
+
+store_result sqlite_store_create_trans(store *s, const trans_global *t);
+store_result sqlite_store_find_trans(store *s, const char *gid, trans_global **out);
+store_result sqlite_store_change_status(store *s, const char *gid, const char *expect_status,
+                                        const store_status_change *change);
+store_result sqlite_store_append_branches(store *s, const char *gid, const char *expect_status,
+                                          const trans_branch *b, size_t n);
+store_result sqlite_store_update_branches(store *s, const char *gid, const char *expect_status,
+                                          const trans_branch *b, size_t n);
+store_result sqlite_store_claim_due(store *s, int64_t now_ms, int64_t lease_ms,
+                                    const char *owner, trans_global **out);
+store_result sqlite_store_touch_cron(store *s, const char *gid, const char *owner,
+                                     int64_t next_cron_time, int64_t next_cron_interval);
+store_result sqlite_store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms,
+                                           int limit, int *moved, bool *has_remaining);
+
+store_result sqlite_store_list_trans(store *s, const store_filter *filter, const char *cursor,
+                                     int limit, store_trans_list *out, char **next_cursor);
+
+store_result sqlite_store_kv_create(store *s, const char *cat, const char *key,
+                                    const char *value);
+store_result sqlite_store_kv_get(store *s, const char *cat, const char *key,
+                                 store_kv_list *out);
+store_result sqlite_store_kv_update(store *s, const char *cat, const char *key,
+                                    const char *value, int64_t expect_version);
+store_result sqlite_store_kv_delete(store *s, const char *cat, const char *key);
+store_result sqlite_store_kv_scan(store *s, const char *cat, const char *cursor, int limit,
+                                  store_kv_list *out, char **next_cursor);
+
+/* Shared by store_sqlite_trans.c and store_sqlite_list.c: the trans_global
+ * columns in the order the row helpers bind and read them. */
+#define SQLITE_TRANS_COLUMNS                                                          \
+    "gid, trans_type, status, query_prepared, protocol, custom_data, options, steps, " \
+    "payloads, ext_data, result, rollback_reason, owner, create_time, update_time, "  \
+    "finish_time, rollback_time, next_cron_time, next_cron_interval"
+#define SQLITE_TRANS_COLUMN_COUNT 19
+
+/* Reads a row laid out as SQLITE_TRANS_COLUMNS starting at column first into
+ * a new trans_global (no branches). NULL on out-of-memory (error text set). */
+trans_global *sqlite_store_read_trans_row(sqlite3_stmt *st, int first);
+
+#endif
