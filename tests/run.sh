@@ -88,8 +88,13 @@ run_binary "store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" build/asan/tests/store/conformance
 run_binary "store/conformance[mongodb]" \
   env DTMQ_TEST_STORE="${DTMQ_TEST_MONGO}dtmq_conformance" build/asan/tests/store/conformance
+# test_process covers both stores itself; the end-to-end suites run once per store.
+run_binary "integration/test_process" build/asan/tests/integration/test_process
 for n in $(tests_in integration); do
-  run_binary "integration/$n" "build/asan/tests/integration/$n"
+  [ "$n" = test_process ] && continue
+  for kind in sqlite mongodb; do
+    run_binary "integration/$n[$kind]" env DTMQ_TEST_STORE_KIND=$kind "build/asan/tests/integration/$n"
+  done
 done
 
 # The same code without sanitizers, under valgrind: any memory error or

@@ -66,6 +66,24 @@ static void event_free(event *ev)
     free(ev);
 }
 
+/* Frees what is left in a stopped worker's queue; a kick's wait_result
+ * caller is answered 503 (the transaction is resumed later). */
+static void drain_queue(worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    event *ev = w->head;
+    w->head = w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (ev) {
+        event *next = ev->next;
+        if (ev->waiter)
+            ev->waiter->fn(ev->waiter->arg, 503, "{\"message\":\"dtmq is stopping; the transaction will be resumed\"}");
+        free(ev->waiter);
+        event_free(ev);
+        ev = next;
+    }
+}
+
 static void worker_release_all(worker *w)
 {
     for (size_t i = 0; i < ENGINE_BUCKETS; i++) {
@@ -245,6 +263,13 @@ engine *engine_start(broker *b, char *err, size_t errlen)
     return e;
 }
 
+/*
+ * Order matters: the workers stop before the dispatcher, so no worker can
+ * hand the dispatcher a call while it shuts down. Results that arrive after
+ * the workers stopped are queued and freed by engine_free; nothing is
+ * recorded for them, and the leases the workers gave back let another
+ * process (or the next start) redo those calls.
+ */
 void engine_stop(engine *e)
 {
     if (e == NULL || e->stopping)
@@ -255,17 +280,20 @@ void engine_stop(engine *e)
     pthread_mutex_unlock(&e->cron_mu);
     if (e->cron_started)
         pthread_join(e->cron, NULL);
-    /* In-flight calls end with "dispatcher stopped"; workers see stopping
-     * and record nothing for them (the lease is released instead). */
-    http_dispatch_stop(e->http);
-    e->http = NULL;
     for (int i = 0; i < e->worker_count; i++) {
         event *ev = calloc(1, sizeof(*ev));
         ev->kind = EV_STOP;
+        ev->gid = strdup("");
         worker_enqueue(&e->workers[i], ev); /* straight to this worker, not by hash */
     }
-    for (int i = 0; i < e->worker_count; i++)
+    for (int i = 0; i < e->worker_count; i++) {
         pthread_join(e->workers[i].thread, NULL);
+        drain_queue(&e->workers[i]);
+    }
+    http_dispatch_stop(e->http); /* in-flight calls end with "dispatcher stopped" */
+    e->http = NULL;
+    for (int i = 0; i < e->worker_count; i++)
+        drain_queue(&e->workers[i]); /* their results: nothing is recorded */
 }
 
 void engine_free(engine *e)

@@ -629,6 +629,13 @@ static void pass_continue(worker *w, active *a)
 
 void pass_on_kick(worker *w, event *ev)
 {
+    if (w->e->stopping) { /* the lease runs out or was released: redone later */
+        if (ev->waiter)
+            ev->waiter->fn(ev->waiter->arg, 503, "{\"message\":\"dtmq is stopping; the transaction will be resumed\"}");
+        free(ev->waiter);
+        ev->waiter = NULL;
+        return;
+    }
     active *a = active_find(w, ev->gid);
     if (a != NULL) { /* a pass is running: run another right after it */
         a->rerun = 1;

@@ -311,11 +311,12 @@ static size_t dispatch_on_body(char *data, size_t size, size_t nmemb, void *user
     return n;
 }
 
-/* Sets every option of one transfer; 0 or -1. */
+/* Sets every option of one transfer; 0 or -1. The codes are OR-ed: nonzero
+ * means at least one option was refused. */
 static int dispatch_easy_configure(CURL *easy, dispatch_call *c)
 {
     long connect_ms = c->timeout_ms < DISPATCH_MAX_CONNECT_MS ? c->timeout_ms : DISPATCH_MAX_CONNECT_MS;
-    CURLcode rc = CURLE_OK;
+    int rc = CURLE_OK;
     rc |= curl_easy_setopt(easy, CURLOPT_URL, c->url);
     rc |= curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
     rc |= curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -394,15 +395,19 @@ static void dispatch_start_transfer(http_dispatch *d, dispatch_call *c)
         dispatch_complete_in_flight(d, c, DISPATCH_ERROR, 0);
         return;
     }
-    CURLMcode mc = CURLM_OK;
-    if (dispatch_easy_configure(c->easy, c) != 0 || (mc = curl_multi_add_handle(d->multi, c->easy)) != CURLM_OK) {
-        dispatch_set_error(c, mc != CURLM_OK ? curl_multi_strerror(mc) : "cannot configure the transfer");
-        dispatch_easy_put(d, c->easy);
-        c->easy = NULL;
-        dispatch_complete_in_flight(d, c, DISPATCH_ERROR, 0);
-        return;
+    if (dispatch_easy_configure(c->easy, c) != 0) {
+        dispatch_set_error(c, "cannot configure the transfer");
+    } else {
+        CURLMcode mc = curl_multi_add_handle(d->multi, c->easy);
+        if (mc == CURLM_OK) {
+            dispatch_running_add(d, c);
+            return;
+        }
+        dispatch_set_error(c, curl_multi_strerror(mc));
     }
-    dispatch_running_add(d, c);
+    dispatch_easy_put(d, c->easy);
+    c->easy = NULL;
+    dispatch_complete_in_flight(d, c, DISPATCH_ERROR, 0);
 }
 
 static void dispatch_admit_queued(http_dispatch *d)
@@ -423,10 +428,11 @@ static void dispatch_detach(http_dispatch *d, dispatch_call *c)
 
 static void dispatch_finish_transfer(http_dispatch *d, CURL *easy, CURLcode res)
 {
-    dispatch_call *c = NULL;
+    char *priv = NULL;
     long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    dispatch_call *c = (dispatch_call *)priv;
     dispatch_outcome outcome = dispatch_classify(res, status, c->resp != NULL ? c->resp : "", c->resp_len);
     if (res != CURLE_OK)
         dispatch_describe_transport_error(c, res);
@@ -491,6 +497,13 @@ static void dispatch_abort_queued(http_dispatch *d)
     }
 }
 
+/* Only when curl_multi_poll fails (poll() error), which should not happen. */
+static void dispatch_backoff(void)
+{
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static void *dispatch_thread_main(void *arg)
 {
     http_dispatch *d = arg;
@@ -504,7 +517,8 @@ static void *dispatch_thread_main(void *arg)
             continue;
         /* A submit or stop between the checks above and here is not lost:
          * its curl_multi_wakeup makes this poll return at once. */
-        curl_multi_poll(d->multi, NULL, 0, DISPATCH_POLL_MAX_MS, NULL);
+        if (curl_multi_poll(d->multi, NULL, 0, DISPATCH_POLL_MAX_MS, NULL) != CURLM_OK)
+            dispatch_backoff(); /* poll() itself failed: do not spin */
     }
     dispatch_abort_running(d);
     dispatch_abort_queued(d);
@@ -589,6 +603,10 @@ int http_dispatch_pending(http_dispatch *d)
     return n;
 }
 
+/* Stop frees d: the caller must make sure no other thread is inside or will
+ * enter http_dispatch_submit/pending once stop returns. Submits that race
+ * with stop (and submits from done callbacks run by stop) get -1. Must not
+ * be called from a done callback (the thread would join itself). */
 void http_dispatch_stop(http_dispatch *d)
 {
     if (d == NULL)

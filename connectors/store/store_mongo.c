@@ -43,9 +43,9 @@
  *
  * Threads: a mongoc_client_pool_t; each call pops a client and pushes it back.
  * mongoc_init() runs once per process (pthread_once), which also installs a log
- * handler that drops one FerretDB-only warning; mongoc_cleanup() is never
- * called: other handles may still be open, and the library's globals are
- * process-lifetime (still reachable, not leaked).
+ * handler (warnings and errors only). mongoc_cleanup() is never called: other
+ * handles may still be open, and the library's globals are process-lifetime
+ * (valgrind: still reachable, not leaked).
  */
 #include "store_mongo_internal.h"
 
@@ -68,12 +68,15 @@ static pthread_mutex_t ferretdb_write_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const unfinished_statuses[] = {TRANS_PREPARED, TRANS_SUBMITTED,
                                                   TRANS_ABORTING};
 
-/* libmongoc's log, less one line: FerretDB has no sessions, so every pool
- * destroy would warn that "endSessions" failed. */
+/* libmongoc's log, warnings and worse only (its debug lines repeat, e.g.
+ * twice a second per unreachable host; failures reach callers as results),
+ * less one warning: FerretDB has no sessions, so every pool destroy would say
+ * that "endSessions" failed. */
 static void mongo_store_log(mongoc_log_level_t level, const char *domain, const char *message,
                             void *data)
 {
-    if (level == MONGOC_LOG_LEVEL_WARNING && strstr(message, "\"endSessions\"") != NULL)
+    if (level > MONGOC_LOG_LEVEL_WARNING ||
+        (level == MONGOC_LOG_LEVEL_WARNING && strstr(message, "\"endSessions\"") != NULL))
         return;
     mongoc_log_default_handler(level, domain, message, data);
 }
@@ -121,10 +124,21 @@ static bool mongo_is_rejected(const bson_error_t *e)
             (e->code == 10334 || e->code == 17419 || e->code == 17420)); /* BSONObjectTooLarge */
 }
 
+/* e's message with line breaks made spaces (FerretDB's span lines). */
+static const char *one_line(const bson_error_t *e, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", e->message);
+    for (char *p = buf; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return buf;
+}
+
 store_result mongo_failed(const char *what, const bson_error_t *e)
 {
+    char msg[sizeof(e->message)];
     return store_set_error(mongo_is_rejected(e) ? STORE_INVALID : STORE_UNAVAILABLE,
-                           "mongodb: %s: %s", what, e->message);
+                           "mongodb: %s: %s", what, one_line(e, msg, sizeof(msg)));
 }
 
 store_result mongo_oom(const char *what)
@@ -266,15 +280,18 @@ static void mongo_store_hosts(const mongoc_uri_t *uri, char *buf, size_t len)
     }
 }
 
-/* Applies this store's defaults where the URI is silent. */
-static void mongo_store_uri_defaults(mongoc_uri_t *uri)
+/* Applies this store's defaults where the URI is silent; false if libmongoc
+ * refuses one (it should not). */
+static bool mongo_store_uri_defaults(mongoc_uri_t *uri)
 {
+    bool ok = true;
     if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
-                                       DEFAULT_SERVER_SELECTION_MS);
+        ok = mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                            DEFAULT_SERVER_SELECTION_MS);
     const mongoc_write_concern_t *given = mongoc_uri_get_write_concern(uri);
     if (mongoc_write_concern_get_w(given) == MONGOC_WRITE_CONCERN_W_DEFAULT &&
         !mongoc_write_concern_journal_is_set(given)) {
+        /* Journaled majority: a STORE_OK write survives a primary's crash. */
         mongoc_write_concern_t *wc = mongoc_write_concern_new();
         int32_t wtimeout = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_WTIMEOUTMS,
                                                           DEFAULT_WTIMEOUT_MS);
@@ -284,7 +301,8 @@ static void mongo_store_uri_defaults(mongoc_uri_t *uri)
         mongoc_write_concern_destroy(wc);
     }
     if (mongoc_uri_get_appname(uri) == NULL)
-        mongoc_uri_set_appname(uri, "dtmq");
+        ok = mongoc_uri_set_appname(uri, "dtmq") && ok;
+    return ok;
 }
 
 /* Creates the indexes if missing. One createIndexes command per index:
@@ -344,7 +362,7 @@ static bool mongo_store_prepare(mongo_store *m, char *err, size_t errlen)
     bson_destroy(&reply);
     if (!ok) {
         mongo_store_hosts(m->uri, hosts, sizeof(hosts));
-        snprintf(err, errlen, "store: cannot reach MongoDB at %s: %s", hosts, e.message);
+        snprintf(err, errlen, "store: cannot connect to MongoDB at %s: %s", hosts, e.message);
         goto out;
     }
     cmd = BCON_NEW("buildInfo", BCON_INT32(1));
@@ -392,16 +410,24 @@ store *store_mongo_open(const char *uri_text, char *err, size_t errlen)
     }
     m->base.ops = &mongo_store_ops;
     m->write_lock_fd = -1;
-    m->uri = mongoc_uri_new_with_error(uri_text, &e);
-    if (m->uri == NULL) {
-        snprintf(err, errlen, "store: bad MongoDB URI: %s", e.message);
+    m->base.display_uri = mongo_store_redact_uri(uri_text);
+    if (m->base.display_uri == NULL) {
+        snprintf(err, errlen, "store: out of memory");
         goto fail;
     }
-    mongo_store_uri_defaults(m->uri);
+    m->uri = mongoc_uri_new_with_error(uri_text, &e);
+    if (m->uri == NULL) {
+        snprintf(err, errlen, "store: bad MongoDB URI '%s': %s", m->base.display_uri, e.message);
+        goto fail;
+    }
+    if (!mongo_store_uri_defaults(m->uri)) {
+        snprintf(err, errlen, "store: cannot set defaults on MongoDB URI '%s'",
+                 m->base.display_uri);
+        goto fail;
+    }
     const char *db = mongoc_uri_get_database(m->uri);
     m->db_name = strdup(db != NULL && db[0] != '\0' ? db : DEFAULT_DB);
-    m->base.display_uri = mongo_store_redact_uri(uri_text);
-    if (m->db_name == NULL || m->base.display_uri == NULL) {
+    if (m->db_name == NULL) {
         snprintf(err, errlen, "store: out of memory");
         goto fail;
     }
@@ -410,11 +436,17 @@ store *store_mongo_open(const char *uri_text, char *err, size_t errlen)
         snprintf(err, errlen, "store: cannot use MongoDB URI: %s", e.message);
         goto fail;
     }
-    mongoc_client_pool_set_error_api(m->pool, MONGOC_ERROR_API_VERSION_2);
+    if (!mongoc_client_pool_set_error_api(m->pool, MONGOC_ERROR_API_VERSION_2)) {
+        snprintf(err, errlen, "store: libmongoc refused error API version 2");
+        goto fail;
+    }
     if (!mongo_store_prepare(m, err, errlen))
         goto fail;
     return &m->base;
 fail:
+    for (char *p = err; errlen > 0 && *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' '; /* one line, whatever the server said */
     free(m->base.display_uri);
     mongo_store_close(&m->base);
     return NULL;

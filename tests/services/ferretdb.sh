@@ -68,7 +68,7 @@ start() {
     port_open && die "port 127.0.0.1:$PORT is taken by another program (set DTMQ_FERRETDB_PORT)"
     rm -rf "$STATE_DIR"
     mkdir -p "$STATE_DIR/data"
-    "$BIN" --handler=sqlite --sqlite-url="file:$STATE_DIR/data/" \
+    "$BIN" --handler=sqlite --sqlite-url="file:$STATE_DIR/data/" --state-dir="$STATE_DIR" \
         --listen-addr="127.0.0.1:$PORT" --debug-addr=- --telemetry=disable \
         --log-level=WARN >"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
