@@ -15,6 +15,8 @@
 # and build/valgrind (no sanitizers, -O0; what make test runs under valgrind).
 # Every library is found through pkg-config.
 
+B ?= build
+
 PKGS      := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1
 TEST_PKGS := check
 
@@ -34,14 +36,14 @@ VG_FLAGS   := -O0
 CORE_SRC := $(sort $(shell find broker connectors -name '*.c' ! -path broker/main.c))
 TEST_LIB_SRC := $(sort $(wildcard tests/lib/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/store/*.c tests/integration/*.c))
-TEST_BINS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
+TEST_BINS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRC))
 
-REL_OBJ  := $(patsubst %.c,build/release/%.o,$(CORE_SRC))
-ASAN_OBJ := $(patsubst %.c,build/asan/%.o,$(CORE_SRC))
-TEST_LIB_OBJ := $(patsubst %.c,build/asan/%.o,$(TEST_LIB_SRC))
-VG_OBJ   := $(patsubst %.c,build/valgrind/%.o,$(CORE_SRC))
-VG_TEST_LIB_OBJ := $(patsubst %.c,build/valgrind/%.o,$(TEST_LIB_SRC))
-VG_TEST_BINS := $(patsubst tests/%.c,build/valgrind/tests/%,$(TEST_SRC))
+REL_OBJ  := $(patsubst %.c,$(B)/release/%.o,$(CORE_SRC))
+ASAN_OBJ := $(patsubst %.c,$(B)/asan/%.o,$(CORE_SRC))
+TEST_LIB_OBJ := $(patsubst %.c,$(B)/asan/%.o,$(TEST_LIB_SRC))
+VG_OBJ   := $(patsubst %.c,$(B)/valgrind/%.o,$(CORE_SRC))
+VG_TEST_LIB_OBJ := $(patsubst %.c,$(B)/valgrind/%.o,$(TEST_LIB_SRC))
+VG_TEST_BINS := $(patsubst tests/%.c,$(B)/valgrind/tests/%,$(TEST_SRC))
 
 .PHONY: all run test check deps clean services-up services-down
 all: bin/dtmq
@@ -49,51 +51,51 @@ all: bin/dtmq
 deps:
 	@bash docker/install-deps.sh
 
-build/release/%.o: %.c
+$(B)/release/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(REL_FLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-build/asan/%.o: %.c
+$(B)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
-build/valgrind/%.o: %.c
+$(B)/valgrind/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
-build/release/libdtmqcore.a: $(REL_OBJ)
+$(B)/release/libdtmqcore.a: $(REL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-build/asan/libdtmqcore.a: $(ASAN_OBJ)
+$(B)/asan/libdtmqcore.a: $(ASAN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-build/valgrind/libdtmqcore.a: $(VG_OBJ)
+$(B)/valgrind/libdtmqcore.a: $(VG_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/dtmq: build/release/broker/main.o build/release/libdtmqcore.a
+bin/dtmq: $(B)/release/broker/main.o $(B)/release/libdtmqcore.a
 	@mkdir -p bin
 	$(CC) $(BASEFLAGS) $(REL_FLAGS) $^ $(PKG_LIBS) -o $@
 
-build/asan/dtmq: build/asan/broker/main.o build/asan/libdtmqcore.a
+$(B)/asan/dtmq: $(B)/asan/broker/main.o $(B)/asan/libdtmqcore.a
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $^ $(PKG_LIBS) -o $@
 
-build/asan/tests/%: tests/%.c $(TEST_LIB_OBJ) build/asan/libdtmqcore.a
+$(B)/asan/tests/%: tests/%.c $(TEST_LIB_OBJ) $(B)/asan/libdtmqcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(TEST_LIB_OBJ) \
-		build/asan/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
+		$(B)/asan/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
 
-build/valgrind/dtmq: build/valgrind/broker/main.o build/valgrind/libdtmqcore.a
+$(B)/valgrind/dtmq: $(B)/valgrind/broker/main.o $(B)/valgrind/libdtmqcore.a
 	$(CC) $(BASEFLAGS) $(VG_FLAGS) $^ $(PKG_LIBS) -o $@
 
-build/valgrind/tests/%: tests/%.c $(VG_TEST_LIB_OBJ) build/valgrind/libdtmqcore.a
+$(B)/valgrind/tests/%: tests/%.c $(VG_TEST_LIB_OBJ) $(B)/valgrind/libdtmqcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(VG_TEST_LIB_OBJ) \
-		build/valgrind/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
+		$(B)/valgrind/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
 
-check: build/asan/dtmq bin/dtmq $(TEST_BINS) build/valgrind/dtmq $(VG_TEST_BINS)
+check: $(B)/asan/dtmq bin/dtmq $(TEST_BINS) $(B)/valgrind/dtmq $(VG_TEST_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory bin/dtmq
@@ -112,4 +114,4 @@ services-down:
 clean:
 	rm -rf build bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

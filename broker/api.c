@@ -70,6 +70,19 @@ json_t *api_body_object(const http_request *req, http_response *resp)
     return body;
 }
 
+const char *api_body_gid(const http_request *req, http_response *resp, json_t **body)
+{
+    *body = api_body_object(req, resp);
+    if (*body == NULL)
+        return NULL;
+    const char *gid = json_string_value(json_object_get(*body, "gid"));
+    if (gid == NULL || gid[0] == '\0') {
+        api_reply_message(resp, 400, "gid: missing");
+        return NULL;
+    }
+    return gid;
+}
+
 static void route_ping(broker *b, const http_request *req, http_response *resp)
 {
     api_reply_json(resp, 200, json_pack("{s:s}", "msg", "pong"));

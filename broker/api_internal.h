@@ -23,6 +23,10 @@ void api_reply_cmd(http_response *resp, cmd_reply *r);
 /* The request body parsed as a JSON object, or NULL after replying 400. */
 json_t *api_body_object(const http_request *req, http_response *resp);
 
+/* The "gid" of a JSON body like {"gid":"..."}; NULL after replying 400.
+ * *body gets the parsed body (the gid points into it); json_decref it. */
+const char *api_body_gid(const http_request *req, http_response *resp, json_t **body);
+
 /* api_trans.c */
 void api_prepare(broker *b, const http_request *req, http_response *resp);
 void api_submit(broker *b, const http_request *req, http_response *resp);

@@ -107,12 +107,9 @@ void api_reset_cron_time(broker *b, const http_request *req, http_response *resp
 
 void api_reset_next_cron_time(broker *b, const http_request *req, http_response *resp)
 {
-    json_t *body = api_body_object(req, resp);
-    if (body == NULL)
-        return;
-    const char *gid = json_string_value(json_object_get(body, "gid"));
-    if (gid == NULL || gid[0] == '\0') {
-        api_reply_message(resp, 400, "gid: missing");
+    json_t *body = NULL;
+    const char *gid = api_body_gid(req, resp, &body);
+    if (gid == NULL) {
         json_decref(body);
         return;
     }

@@ -91,13 +91,9 @@ void api_prepare_workflow(broker *b, const http_request *req, http_response *res
 
 void api_force_stop(broker *b, const http_request *req, http_response *resp)
 {
-    json_t *body = api_body_object(req, resp);
-    if (body == NULL)
-        return;
-    const char *gid = json_string_value(json_object_get(body, "gid"));
-    if (gid == NULL || gid[0] == '\0') {
-        api_reply_message(resp, 400, "gid: missing");
-    } else {
+    json_t *body = NULL;
+    const char *gid = api_body_gid(req, resp, &body);
+    if (gid != NULL) {
         cmd_reply r = {0};
         cmd_force_stop(b, gid, &r);
         api_reply_cmd(resp, &r);

@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 results=()
-logdir=build/test-logs
+B=${B:-build}
+export B
+logdir=$B/test-logs
 services=tests/services/services.sh
 
 summary() {
@@ -39,7 +41,7 @@ bash $services up || abort_run "a test service could not be started (see above)"
 
 export DTMQ_TEST_KAFKA=127.0.0.1:${DTMQ_KAFKA_PORT:-19092}
 export DTMQ_TEST_MONGO=mongodb://127.0.0.1:${DTMQ_FERRETDB_PORT:-27018}/
-export DTMQ_TEST_BIN=build/asan/dtmq
+export DTMQ_TEST_BIN=$B/asan/dtmq
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 mkdir -p "$logdir"
@@ -82,18 +84,18 @@ tests_in() { # DIR: the names of the test sources in tests/DIR
 tmp=$(mktemp -d /tmp/dtmq-tests-XXXXXX)
 
 for n in $(tests_in unit); do
-  run_binary "unit/$n" "build/asan/tests/unit/$n"
+  run_binary "unit/$n" "$B/asan/tests/unit/$n"
 done
 run_binary "store/conformance[sqlite]" \
-  env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" build/asan/tests/store/conformance
+  env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" $B/asan/tests/store/conformance
 run_binary "store/conformance[mongodb]" \
-  env DTMQ_TEST_STORE="${DTMQ_TEST_MONGO}dtmq_conformance" build/asan/tests/store/conformance
+  env DTMQ_TEST_STORE="${DTMQ_TEST_MONGO}dtmq_conformance" $B/asan/tests/store/conformance
 # test_process covers both stores itself; the end-to-end suites run once per store.
-run_binary "integration/test_process" build/asan/tests/integration/test_process
+run_binary "integration/test_process" $B/asan/tests/integration/test_process
 for n in $(tests_in integration); do
   [ "$n" = test_process ] && continue
   for kind in sqlite mongodb; do
-    run_binary "integration/$n[$kind]" env DTMQ_TEST_STORE_KIND=$kind "build/asan/tests/integration/$n"
+    run_binary "integration/$n[$kind]" env DTMQ_TEST_STORE_KIND=$kind "$B/asan/tests/integration/$n"
   done
 done
 
@@ -102,14 +104,14 @@ done
 export CK_TIMEOUT_MULTIPLIER=5 # valgrind runs code about 20-50 times slower
 vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
 for n in $(tests_in unit); do
-  run_binary "valgrind/unit/$n" $vg --trace-children=yes "build/valgrind/tests/unit/$n"
+  run_binary "valgrind/unit/$n" $vg --trace-children=yes "$B/valgrind/tests/unit/$n"
 done
 run_binary "valgrind/store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance-vg.db" \
-  $vg --trace-children=yes build/valgrind/tests/store/conformance
+  $vg --trace-children=yes $B/valgrind/tests/store/conformance
 run_binary "valgrind/integration/test_process" \
-  env DTMQ_TEST_BIN=build/valgrind/dtmq DTMQ_TEST_WRAPPER="$vg" \
-  build/valgrind/tests/integration/test_process
+  env DTMQ_TEST_BIN=$B/valgrind/dtmq DTMQ_TEST_WRAPPER="$vg" \
+  $B/valgrind/tests/integration/test_process
 rm -rf "$tmp"
 
 summary

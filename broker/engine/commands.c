@@ -210,6 +210,23 @@ static int64_t prepared_deadline(broker *b, const trans_request *req, int64_t no
     return now + s * 1000;
 }
 
+/* Stores a new prepared transaction, first looked at when its timeout
+ * passes. Returns the store's answer; on bad input fills out (400) instead. */
+static store_result create_prepared(broker *b, const trans_request *req, cmd_reply *out)
+{
+    char err[512];
+    int64_t now = dtmq_now_ms();
+    trans_global *t = new_trans(b, req, TRANS_PREPARED, now, err, sizeof(err));
+    if (t == NULL) {
+        reply_error(out, 400, "%s", err);
+        return STORE_INVALID;
+    }
+    t->next_cron_time = prepared_deadline(b, req, now);
+    store_result r = store_create_trans(b->store, t);
+    trans_free(t);
+    return r;
+}
+
 static int check_type(const trans_request *req, const char *const *allowed, cmd_reply *out,
                       const char *what)
 {
@@ -224,6 +241,7 @@ static int check_type(const trans_request *req, const char *const *allowed, cmd_
 
 void cmd_prepare(broker *b, const trans_request *req, cmd_reply *out)
 {
+    memset(out, 0, sizeof(*out));
     static const char *const types[] = {"tcc", "xa", "msg", "workflow", NULL};
     if (check_type(req, types, out, "prepare") != 0)
         return;
@@ -231,16 +249,9 @@ void cmd_prepare(broker *b, const trans_request *req, cmd_reply *out)
         reply_error(out, 400, "query_prepared: required for msg (dtmq asks it back when the submit never comes)");
         return;
     }
-    char err[512];
-    int64_t now = dtmq_now_ms();
-    trans_global *t = new_trans(b, req, TRANS_PREPARED, now, err, sizeof(err));
-    if (t == NULL) {
-        reply_error(out, 400, "%s", err);
+    store_result r = create_prepared(b, req, out);
+    if (out->status != 0)
         return;
-    }
-    t->next_cron_time = prepared_deadline(b, req, now);
-    store_result r = store_create_trans(b->store, t);
-    trans_free(t);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "%s prepared", req->trans_type);
         reply_success(out);
@@ -519,16 +530,9 @@ void cmd_prepare_workflow(broker *b, const trans_request *req, cmd_reply *out)
         reply_error(out, 400, "trans_type: prepareWorkflow needs 'workflow'");
         return;
     }
-    char err[512];
-    int64_t now = dtmq_now_ms();
-    trans_global *t = new_trans(b, req, TRANS_PREPARED, now, err, sizeof(err));
-    if (t == NULL) {
-        reply_error(out, 400, "%s", err);
+    store_result r = create_prepared(b, req, out);
+    if (out->status != 0)
         return;
-    }
-    t->next_cron_time = prepared_deadline(b, req, now);
-    store_result r = store_create_trans(b->store, t);
-    trans_free(t);
     if (r != STORE_OK && r != STORE_DUPLICATE) {
         reply_store_error(out, "prepareWorkflow", r);
         return;
