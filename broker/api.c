@@ -13,6 +13,7 @@
 
 #include "api_internal.h"
 #include "gid.h"
+#include "kafka_ingress.h"
 #include "log.h"
 #include "version.h"
 
@@ -107,12 +108,19 @@ static void route_new_gid(broker *b, const http_request *req, http_response *res
 static void route_info(broker *b, const http_request *req, http_response *resp)
 {
     const char *bootstrap = kafka_link_bootstrap(b->kafka);
-    json_t *info = json_pack("{s:s, s:{s:s, s:s}, s:s, s:o}",
+    kafka_ingress_stats st = {0};
+    if (b->ingress)
+        kafka_ingress_stats_get(b->ingress, &st);
+    json_t *info = json_pack("{s:s, s:{s:s, s:s}, s:s, s:o, s:{s:I, s:I, s:I, s:I}}",
                              "version", DTMQ_VERSION,
                              "store", "driver", store_driver(b->store),
                              "uri", store_display_uri(b->store),
                              "kafka_mode", kafka_link_mode(b->kafka),
-                             "kafka_bootstrap", bootstrap ? json_string(bootstrap) : json_null());
+                             "kafka_bootstrap", bootstrap ? json_string(bootstrap) : json_null(),
+                             "kafka_ingress", "submitted", (json_int_t)st.submitted,
+                             "dead_lettered", (json_int_t)st.dead_lettered,
+                             "replies", (json_int_t)st.replies,
+                             "replies_unknown", (json_int_t)st.replies_unknown);
     api_reply_json(resp, 200, info);
 }
 

@@ -10,12 +10,14 @@
 #include "kafka_link.h"
 
 struct engine;
+struct kafka_ingress;
 
 typedef struct broker {
     const dtmq_config *cfg;
     store *store;
     kafka_link *kafka;
     struct engine *engine;
+    struct kafka_ingress *ingress;
 } broker;
 
 #endif

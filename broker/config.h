@@ -27,6 +27,9 @@ typedef struct dtmq_config {
     char *store_uri;            /* owned, resolved single URI */
     char *kafka;                /* owned: "embedded", "off" or a bootstrap list */
     char *kafka_topic_prefix;   /* owned */
+    char *kafka_group;          /* owned: consumer group of the dtmq processes */
+    int kafka_partitions;       /* partitions of topics dtmq creates */
+    int kafka_events;           /* 1: publish status changes to PREFIXevents */
     int timeout_to_fail;        /* seconds */
     int retry_interval;
     int retry_interval_max;

@@ -4,7 +4,8 @@
  * Embedded mode hosts librdkafka's mock cluster on a dedicated client handle
  * and hands its bootstrap address to everything else, so the rest of dtmq
  * talks to the embedded cluster exactly as to a real one. In every mode the
- * link checks the cluster by fetching metadata before it reports success.
+ * link checks the cluster by fetching metadata before it reports success, then
+ * creates dtmq's own topics if they are missing and starts the producer.
  */
 #include "kafka_link.h"
 
@@ -19,6 +20,8 @@
 struct kafka_link {
     char *mode;            /* "embedded", "external", "off" */
     char *bootstrap;       /* NULL when off */
+    kafka_topics topics;
+    kafka_producer *producer;
     rd_kafka_t *mock_host; /* embedded only: owns the mock cluster */
     rd_kafka_mock_cluster_t *mock;
 };
@@ -79,8 +82,36 @@ static int valid_setting(const char *setting)
     return setting != NULL && setting[0] != '\0';
 }
 
-kafka_link *kafka_link_open(const char *setting, char *err, size_t errlen)
+static void name_topics(kafka_topics *t, const char *prefix)
 {
+    snprintf(t->submit, sizeof(t->submit), "%ssubmit", prefix);
+    snprintf(t->reply, sizeof(t->reply), "%sreply", prefix);
+    snprintf(t->events, sizeof(t->events), "%sevents", prefix);
+    snprintf(t->dlq, sizeof(t->dlq), "%ssubmit.dlq", prefix);
+}
+
+/* Creates dtmq's topics when missing, then starts the producer. */
+static int prepare_cluster(kafka_link *link, const dtmq_config *cfg, char *err, size_t errlen)
+{
+    const char *names[] = {link->topics.submit, link->topics.reply, link->topics.events,
+                           link->topics.dlq};
+    if (link->mock != NULL) { /* the mock cluster has no admin API: create directly */
+        for (size_t i = 0; i < 4; i++)
+            if (rd_kafka_mock_topic_create(link->mock, names[i], cfg->kafka_partitions, 1) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+                snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster", names[i]);
+                return -1;
+            }
+    } else if (kafka_ensure_topics(link->bootstrap, names, 4, cfg->kafka_partitions, err, errlen) != 0) {
+        return -1;
+    }
+    link->producer = kafka_producer_start(link->bootstrap, err, errlen);
+    return link->producer ? 0 : -1;
+}
+
+kafka_link *kafka_link_open(const dtmq_config *cfg, char *err, size_t errlen)
+{
+    const char *setting = cfg->kafka;
     if (!valid_setting(setting)) {
         snprintf(err, errlen, "kafka: empty setting (want embedded, off or host:port,...)");
         return NULL;
@@ -104,8 +135,11 @@ kafka_link *kafka_link_open(const char *setting, char *err, size_t errlen)
         snprintf(err, errlen, "kafka: out of memory");
         rc = -1;
     }
+    name_topics(&link->topics, cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "dtm.");
     if (rc == 0 && link->bootstrap != NULL)
         rc = check_cluster(link->bootstrap, err, errlen);
+    if (rc == 0 && link->bootstrap != NULL)
+        rc = prepare_cluster(link, cfg, err, errlen);
     if (rc != 0) {
         kafka_link_close(link);
         return NULL;
@@ -123,10 +157,29 @@ const char *kafka_link_mode(const kafka_link *link)
     return link->mode;
 }
 
+kafka_producer *kafka_link_producer(const kafka_link *link)
+{
+    return link->producer;
+}
+
+const kafka_topics *kafka_link_topics(const kafka_link *link)
+{
+    return &link->topics;
+}
+
+void kafka_link_stop_producer(kafka_link *link)
+{
+    if (link == NULL)
+        return;
+    kafka_producer_stop(link->producer, 5000);
+    link->producer = NULL;
+}
+
 void kafka_link_close(kafka_link *link)
 {
     if (link == NULL)
         return;
+    kafka_link_stop_producer(link);
     if (link->mock != NULL)
         rd_kafka_mock_cluster_destroy(link->mock);
     if (link->mock_host != NULL)

@@ -11,15 +11,32 @@
 
 #include <stddef.h>
 
+#include "../connectors/kafka/kafka_producer.h"
+#include "config.h"
+
 typedef struct kafka_link kafka_link;
 
-/* Opens the link named by setting (see above). With "off", returns a link
- * whose bootstrap is NULL. NULL with one line in err on failure. */
-kafka_link *kafka_link_open(const char *setting, char *err, size_t errlen);
+/* dtmq's own topics, named from KafkaTopicPrefix. */
+typedef struct kafka_topics {
+    char submit[160]; /* PREFIXsubmit: transactions in */
+    char reply[160];  /* PREFIXreply: workers' answers */
+    char events[160]; /* PREFIXevents: status changes out */
+    char dlq[160];    /* PREFIXsubmit.dlq: messages that could not be taken */
+} kafka_topics;
+
+/* Opens the link cfg->kafka names (see above), creates dtmq's topics when
+ * missing and starts the producer. With "off", returns a link whose
+ * bootstrap and producer are NULL. NULL with one line in err on failure. */
+kafka_link *kafka_link_open(const dtmq_config *cfg, char *err, size_t errlen);
+/* The producer, NULL when off. */
+kafka_producer *kafka_link_producer(const kafka_link *link);
+const kafka_topics *kafka_link_topics(const kafka_link *link);
 /* Bootstrap servers clients should use ("127.0.0.1:41234"), NULL when off. */
 const char *kafka_link_bootstrap(const kafka_link *link);
 /* "embedded", "external" or "off". */
 const char *kafka_link_mode(const kafka_link *link);
+/* Stops the producer (flushing what is queued for up to 5 s). NULL allowed. */
+void kafka_link_stop_producer(kafka_link *link);
 /* Closes the link (and stops the embedded cluster). NULL allowed. */
 void kafka_link_close(kafka_link *link);
 

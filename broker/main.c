@@ -1,6 +1,6 @@
 /*
  * main.c — starts dtmq: loads the configuration, opens the store, Kafka, the
- * engine and the HTTP API in that order, serves until SIGTERM or SIGINT, then stops them
+ * engine, the HTTP API and the Kafka ingress in that order, serves until SIGTERM or SIGINT, then stops them
  * in reverse order. Any part that fails to start stops the ones already
  * started and exits with status 1 after one line naming what failed.
  */
@@ -15,6 +15,7 @@
 #include "config.h"
 #include "engine/engine.h"
 #include "http_server.h"
+#include "kafka_ingress.h"
 #include "log.h"
 #include "version.h"
 
@@ -47,7 +48,7 @@ static int start_broker(broker *b, const dtmq_config *cfg, http_server **http)
         log_error("%s", err);
         return -1;
     }
-    b->kafka = kafka_link_open(cfg->kafka, err, sizeof(err));
+    b->kafka = kafka_link_open(cfg, err, sizeof(err));
     if (b->kafka == NULL) {
         log_error("%s", err);
         return -1;
@@ -68,15 +69,24 @@ static int start_broker(broker *b, const dtmq_config *cfg, http_server **http)
         log_error("%s", err);
         return -1;
     }
+    b->ingress = kafka_ingress_start(b, err, sizeof(err));
+    if (b->ingress == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
     return 0;
 }
 
-/* The engine stops first: it answers every waiting wait_result request and
- * releases its leases, so the HTTP server can then stop with nothing pending. */
+/* Kafka ingress stops first (it feeds the engine). The engine then answers
+ * every waiting wait_result request and releases its leases, so the HTTP
+ * server can stop with nothing pending. The producer's last delivery reports
+ * still reach the engine's queues, which engine_free empties. */
 static void stop_broker(broker *b, http_server *http)
 {
+    kafka_ingress_stop(b->ingress);
     engine_stop(b->engine);
     http_server_stop(http);
+    kafka_link_stop_producer(b->kafka);
     engine_free(b->engine);
     kafka_link_close(b->kafka);
     store_close(b->store);

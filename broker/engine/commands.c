@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../events.h"
 #include "../log.h"
 
 void cmd_reply_clear(cmd_reply *r)
@@ -54,16 +55,25 @@ static void reply_store_error(cmd_reply *out, const char *what, store_result r)
 
 /* ---- building transactions -------------------------------------------- */
 
-static int url_allowed(const char *url, int allow_topic, char *why, size_t len)
+/* A branch URL dtmq can call: empty (no-op), http(s)://, kafka://TOPIC (when
+ * Kafka is on), and for msg topic://NAME. */
+static int url_allowed(const broker *b, const char *url, int allow_topic, char *why, size_t len)
 {
     if (url[0] == '\0' || strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
         return 1;
     if (allow_topic && strncmp(url, "topic://", 8) == 0 && url[8] != '\0')
         return 1;
-    if (strncmp(url, "kafka://", 8) == 0)
-        snprintf(why, len, "'%.200s': kafka:// branches are not supported by this version yet", url);
-    else
-        snprintf(why, len, "'%.200s' is not an http(s)://%s URL", url, allow_topic ? " or topic://" : "");
+    if (strncmp(url, "kafka://", 8) == 0) {
+        const char *topic = url + 8;
+        if (b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)
+            snprintf(why, len, "'%.200s': kafka:// branches need Kafka, which is off here", url);
+        else if (topic[0] == '\0' || strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(topic) || strlen(topic) > 249)
+            snprintf(why, len, "'%.200s': not a valid Kafka topic name", url);
+        else
+            return 1;
+        return 0;
+    }
+    snprintf(why, len, "'%.200s' is not an http(s)://, kafka://%s URL", url, allow_topic ? " or topic://" : "");
     return 0;
 }
 
@@ -90,7 +100,7 @@ static const char *step_url(json_t *step, const char *key)
     return v ? v : "";
 }
 
-static int build_saga_rows(const trans_request *req, trans_global *t, int64_t now, char *err,
+static int build_saga_rows(const broker *b, const trans_request *req, trans_global *t, int64_t now, char *err,
                            size_t len)
 {
     size_t i;
@@ -98,7 +108,7 @@ static int build_saga_rows(const trans_request *req, trans_global *t, int64_t no
     json_array_foreach(req->steps, i, step) {
         const char *action = step_url(step, "action"), *comp = step_url(step, "compensate");
         char why[300];
-        if (!url_allowed(action, 0, why, sizeof(why)) || !url_allowed(comp, 0, why, sizeof(why))) {
+        if (!url_allowed(b, action, 0, why, sizeof(why)) || !url_allowed(b, comp, 0, why, sizeof(why))) {
             snprintf(err, len, "steps[%zu]: %s", i, why);
             return -1;
         }
@@ -141,7 +151,7 @@ static int build_msg_rows(broker *b, const trans_request *req, trans_global *t, 
     json_array_foreach(req->steps, i, step) {
         const char *action = step_url(step, "action");
         char why[300], id[48];
-        if (!url_allowed(action, 1, why, sizeof(why))) {
+        if (!url_allowed(b, action, 1, why, sizeof(why))) {
             snprintf(err, len, "steps[%zu]: %s", i, why);
             return -1;
         }
@@ -193,7 +203,7 @@ static trans_global *new_trans(broker *b, const trans_request *req, const char *
         t->payloads = json_dumps(req->payloads, JSON_COMPACT);
     int rc = 0;
     if (strcmp(req->trans_type, "saga") == 0 && req->steps)
-        rc = build_saga_rows(req, t, now, err, len);
+        rc = build_saga_rows(b, req, t, now, err, len);
     else if (strcmp(req->trans_type, "msg") == 0 && req->steps)
         rc = build_msg_rows(b, req, t, now, err, len);
     if (rc != 0) {
@@ -254,6 +264,7 @@ void cmd_prepare(broker *b, const trans_request *req, cmd_reply *out)
         return;
     if (r == STORE_OK) {
         log_gid_info(req->gid, "%s prepared", req->trans_type);
+        events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_PREPARED, NULL);
         reply_success(out);
         return;
     }
@@ -298,8 +309,10 @@ static int take_prepared(broker *b, const trans_global *old, const char *to_stat
                               .next_cron_time = *lease_until, .owner = engine_owner(b->engine),
                               .rollback_reason = reason && reason[0] ? reason : NULL};
     store_result r = store_change_status(b->store, old->gid, old->status, &ch);
-    if (r == STORE_OK)
+    if (r == STORE_OK) {
+        events_status_changed(b, old->gid, old->trans_type, old->status, to_status, reason);
         return 0;
+    }
     if (r == STORE_CONFLICT)
         reply_error(out, 409, "the transaction changed meanwhile (was '%s'); try again", old->status);
     else
@@ -323,6 +336,7 @@ static void submit_workflow(broker *b, const trans_request *req, cmd_reply *out)
     store_result r = store_change_status(b->store, req->gid, TRANS_PREPARED, &ch);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "workflow -> %s", status);
+        events_status_changed(b, req->gid, "workflow", TRANS_PREPARED, status, reason);
         reply_success(out);
         return;
     }
@@ -403,6 +417,7 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
     trans_free(t);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "%s submitted", req->trans_type);
+        events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_SUBMITTED, NULL);
         start_pass(b, req->gid, lease_until, req->opts.wait_result, waiter, arg, out);
     } else if (r == STORE_DUPLICATE) {
         submit_existing(b, req, waiter, arg, out);
@@ -432,8 +447,10 @@ void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, voi
         store_status_change ch = {.status = TRANS_FAILED, .update_time = now, .finish_time = now,
                                   .rollback_time = now, .rollback_reason = req->rollback_reason};
         r = store_change_status(b->store, old->gid, TRANS_PREPARED, &ch);
-        if (r == STORE_OK)
+        if (r == STORE_OK) {
+            events_status_changed(b, old->gid, type, TRANS_PREPARED, TRANS_FAILED, req->rollback_reason);
             reply_success(out);
+        }
         else if (r == STORE_CONFLICT)
             reply_error(out, 409, "the transaction changed meanwhile; try again");
         else
@@ -459,7 +476,7 @@ static const char *flat_string(json_t *body, const char *key)
 }
 
 /* The rows one registerBranch adds; 0 or -1 with the reply filled. */
-static int register_rows(json_t *body, const char *type, trans_global *rows, cmd_reply *out)
+static int register_rows(const broker *b, json_t *body, const char *type, trans_global *rows, cmd_reply *out)
 {
     const char *bid = flat_string(body, "branch_id"), *data = flat_string(body, "data");
     int64_t now = dtmq_now_ms();
@@ -467,14 +484,14 @@ static int register_rows(json_t *body, const char *type, trans_global *rows, cmd
     int rc = 0;
     if (strcmp(type, "tcc") == 0) {
         const char *confirm = flat_string(body, "confirm"), *cancel = flat_string(body, "cancel");
-        if (!url_allowed(confirm, 0, why, sizeof(why)) || !url_allowed(cancel, 0, why, sizeof(why))) {
+        if (!url_allowed(b, confirm, 0, why, sizeof(why)) || !url_allowed(b, cancel, 0, why, sizeof(why))) {
             reply_error(out, 400, "confirm/cancel: %s", why);
             return -1;
         }
         rc = add_row(rows, bid, "cancel", cancel, data, now) || add_row(rows, bid, "confirm", confirm, data, now);
     } else if (strcmp(type, "xa") == 0) {
         const char *url = flat_string(body, "url");
-        if (!url_allowed(url, 0, why, sizeof(why))) {
+        if (!url_allowed(b, url, 0, why, sizeof(why))) {
             reply_error(out, 400, "url: %s", why);
             return -1;
         }
@@ -508,7 +525,7 @@ void cmd_register_branch(broker *b, json_t *body, cmd_reply *out)
         return;
     }
     trans_global *rows = trans_new();
-    if (rows == NULL || register_rows(body, type, rows, out) != 0) {
+    if (rows == NULL || register_rows(b, body, type, rows, out) != 0) {
         trans_free(rows);
         return;
     }
@@ -574,8 +591,10 @@ void cmd_force_stop(broker *b, const char *gid, cmd_reply *out)
         store_status_change ch = {.status = TRANS_FAILED, .update_time = now, .finish_time = now,
                                   .rollback_time = now, .rollback_reason = "force stopped by an operator"};
         r = store_change_status(b->store, gid, old->status, &ch);
-        if (r == STORE_OK)
+        if (r == STORE_OK) {
             log_gid_warn(gid, "force stopped (was %s)", old->status);
+            events_status_changed(b, gid, old->trans_type, old->status, TRANS_FAILED, ch.rollback_reason);
+        }
         trans_free(old);
         if (r == STORE_OK) {
             reply_success(out);

@@ -239,6 +239,11 @@ engine *engine_start(broker *b, char *err, size_t errlen)
     }
     e->b = b;
     make_owner(e);
+    if (b->kafka != NULL) {
+        e->kafka = kafka_link_producer(b->kafka);
+        e->topics = kafka_link_topics(b->kafka);
+    }
+    pthread_mutex_init(&e->replies_mu, NULL);
     pthread_mutex_init(&e->cron_mu, NULL);
     pthread_cond_init(&e->cron_cv, NULL);
     e->http = http_dispatch_start(ENGINE_MAX_IN_FLIGHT);
@@ -259,6 +264,7 @@ engine *engine_start(broker *b, char *err, size_t errlen)
         e->worker_count++;
     }
     e->cron_started = pthread_create(&e->cron, NULL, cron_main, e) == 0;
+    e->replies_timer_started = pthread_create(&e->replies_timer, NULL, replies_timer_main, e) == 0;
     log_info("engine: %d workers, lease owner %s", e->worker_count, e->owner);
     return e;
 }
@@ -290,6 +296,8 @@ void engine_stop(engine *e)
         pthread_join(e->workers[i].thread, NULL);
         drain_queue(&e->workers[i]);
     }
+    if (e->replies_timer_started)
+        pthread_join(e->replies_timer, NULL);
     http_dispatch_stop(e->http); /* in-flight calls end with "dispatcher stopped" */
     e->http = NULL;
     for (int i = 0; i < e->worker_count; i++)
@@ -304,6 +312,10 @@ void engine_free(engine *e)
         pthread_mutex_destroy(&e->workers[i].mu);
         pthread_cond_destroy(&e->workers[i].cv);
     }
+    for (int i = 0; i < e->worker_count; i++)
+        drain_queue(&e->workers[i]); /* Kafka deliveries reported after engine_stop */
+    replies_free_all(e);
+    pthread_mutex_destroy(&e->replies_mu);
     pthread_mutex_destroy(&e->cron_mu);
     pthread_cond_destroy(&e->cron_cv);
     free(e->workers);

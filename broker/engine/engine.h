@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "../../connectors/dispatch/http_dispatch.h"
 #include "../broker.h"
 #include "../trans_json.h"
 
@@ -46,6 +47,16 @@ int64_t engine_lease_ms(const engine *e, const trans_options *opts);
  */
 void engine_kick(engine *e, const char *gid, int64_t lease_until_ms, engine_waiter_fn waiter,
                  void *arg);
+
+/* A worker's reply from PREFIXreply (kafka_ingress.c). */
+typedef enum reply_status {
+    REPLY_DELIVERED, /* a pass here was waiting for it */
+    REPLY_RECORDED,  /* nobody here waited; its result was recorded in the store */
+    REPLY_IGNORED,   /* known branch, nothing to record (already done, or ONGOING) */
+    REPLY_UNKNOWN,   /* no such gid or branch: counted and logged */
+} reply_status;
+reply_status engine_on_reply(engine *e, const char *gid, const char *branch_id, const char *op,
+                             dispatch_outcome outcome, const char *message);
 
 /* Calls queued or in flight (for metrics and tests). */
 int engine_calls_pending(engine *e);

@@ -14,10 +14,12 @@
 #include <pthread.h>
 
 #include "../../connectors/dispatch/http_dispatch.h"
+#include "../kafka_link.h"
 #include "engine.h"
 #include "plan.h"
 
 #define ENGINE_BUCKETS 1024
+#define REPLY_BUCKETS 1024
 
 typedef struct waiter {
     engine_waiter_fn fn;
@@ -79,11 +81,25 @@ struct engine {
     int cron_started;
     int stopping;             /* set once by engine_stop; read without lock is fine (monotonic) */
     char owner[96];
+    kafka_producer *kafka;    /* NULL when Kafka is off */
+    const kafka_topics *topics;
+    pthread_mutex_t replies_mu;
+    void *replies[REPLY_BUCKETS]; /* reply_wait chains (replies.c), guarded by replies_mu */
+    pthread_t replies_timer;
+    int replies_timer_started;
 };
 
 /* engine.c */
 void engine_post(engine *e, event *ev);
 unsigned engine_hash(const char *gid);
+
+/* replies.c */
+/* Registers a wait for a Kafka branch's reply; 0 or -1. */
+int replies_expect(engine *e, const char *gid, const char *branch_id, const char *op, long branch,
+                   int64_t deadline_ms);
+void replies_cancel(engine *e, const char *gid, const char *branch_id, const char *op);
+void *replies_timer_main(void *arg);
+void replies_free_all(engine *e);
 
 /* pass.c */
 /* Starts (or marks for re-run) a pass on the worker that owns ev->gid. */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../events.h"
 #include "../log.h"
 #include "engine_internal.h"
 
@@ -187,6 +188,7 @@ static int record_status(worker *w, active *a, const char *status, const char *r
     if (r == STORE_OK) {
         log_gid_info(a->gid, "%s %s -> %s%s%s", a->t->trans_type, a->t->status, status,
                      reason && reason[0] ? ": " : "", reason ? reason : "");
+        events_status_changed(w->e->b, a->gid, a->t->trans_type, a->t->status, status, reason);
         trans_set_str(&a->t->status, status);
         if (ch.rollback_reason)
             trans_set_str(&a->t->rollback_reason, reason);
@@ -201,6 +203,11 @@ static int record_status(worker *w, active *a, const char *status, const char *r
         return 1;
     note_unknown(a, "store", store_last_error(), 0);
     return -1;
+}
+
+static int is_kafka_url(const char *url)
+{
+    return url != NULL && strncmp(url, "kafka://", 8) == 0;
 }
 
 static int is_saga_action(const active *a, size_t i)
@@ -233,6 +240,9 @@ static void apply_branch_result(worker *w, active *a, const event *ev)
         note_unknown(a, what, ev->text, 1);
         break;
     case DISPATCH_ERROR:
+        if (is_kafka_url(b->url) && active_load(w, a) == 0 &&
+            !plan_branch_is(a->t, i, TRANS_PREPARED))
+            break; /* another process received the reply and recorded it */
         a->tried[i] = 1;
         note_unknown(a, what, ev->text, 0);
         break;
@@ -380,6 +390,97 @@ static int url_is_http(const char *url)
     return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
 }
 
+/* ---- Kafka branches ---------------------------------------------------- */
+
+typedef struct kafka_call_ctx {
+    engine *e;
+    char *gid;
+    char *branch_id;
+    char *op;
+    long branch;
+    int await_reply; /* saga/tcc/xa: the worker's reply decides; msg: the ack does */
+} kafka_call_ctx;
+
+static void kafka_call_ctx_free(kafka_call_ctx *c)
+{
+    free(c->gid);
+    free(c->branch_id);
+    free(c->op);
+    free(c);
+}
+
+static void post_call_result(engine *e, const char *gid, long branch, dispatch_outcome outcome,
+                             const char *text)
+{
+    event *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL)
+        return;
+    ev->kind = EV_RESULT;
+    ev->gid = strdup(gid);
+    ev->branch = branch;
+    ev->outcome = outcome;
+    ev->text = strdup(text);
+    engine_post(e, ev);
+}
+
+/* On the producer's thread: the broker acknowledged the branch message, or not. */
+static void on_kafka_delivered(void *arg, int ok, const char *error)
+{
+    kafka_call_ctx *c = arg;
+    if (!ok) {
+        if (c->await_reply)
+            replies_cancel(c->e, c->gid, c->branch_id, c->op);
+        char text[400];
+        snprintf(text, sizeof(text), "publish failed: %.300s", error);
+        post_call_result(c->e, c->gid, c->branch, DISPATCH_ERROR, text);
+    } else if (!c->await_reply) {
+        post_call_result(c->e, c->gid, c->branch, DISPATCH_SUCCESS, "published");
+    }
+    kafka_call_ctx_free(c);
+}
+
+/* Publishes branch i to kafka://TOPIC, keyed by gid, with the dtm-* headers
+ * (and branch_headers). 0, or -1 with nothing in flight. */
+static int call_kafka_branch(worker *w, active *a, size_t i)
+{
+    engine *e = w->e;
+    const trans_branch *b = &a->t->branches[i];
+    if (e->kafka == NULL)
+        return -1;
+    kafka_call_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL || !(c->gid = strdup(a->gid)) || !(c->branch_id = strdup(b->branch_id)) ||
+        !(c->op = strdup(b->op))) {
+        if (c)
+            kafka_call_ctx_free(c);
+        return -1;
+    }
+    c->e = e;
+    c->branch = (long)i;
+    c->await_reply = strcmp(a->t->trans_type, "msg") != 0;
+    kafka_header h[32] = {{"dtm-gid", a->gid}, {"dtm-trans-type", a->t->trans_type},
+                          {"dtm-branch-id", b->branch_id}, {"dtm-op", b->op},
+                          {"dtm-reply-to", e->topics->reply}};
+    size_t n = 5;
+    const char *key;
+    json_t *v;
+    json_object_foreach(a->opts.branch_headers, key, v)
+        if (n < 32)
+            h[n++] = (kafka_header){key, json_string_value(v)};
+    int64_t deadline = dtmq_now_ms() + request_timeout_ms(e, a);
+    if (c->await_reply && replies_expect(e, a->gid, b->branch_id, b->op, (long)i, deadline) != 0) {
+        kafka_call_ctx_free(c);
+        return -1;
+    }
+    int awaiting = c->await_reply;
+    if (kafka_produce(e->kafka, b->url + 8, a->gid, b->data, b->data_len, h, n, on_kafka_delivered, c) != 0) {
+        if (awaiting)
+            replies_cancel(e, a->gid, b->branch_id, b->op);
+        kafka_call_ctx_free(c);
+        return -1;
+    }
+    return 0;
+}
+
 /* Calls branch i. Returns 1 when it completed at once (empty URL: success). */
 static int call_branch(worker *w, active *a, size_t i)
 {
@@ -390,6 +491,15 @@ static int call_branch(worker *w, active *a, size_t i)
     }
     char what[96];
     snprintf(what, sizeof(what), "branch %s %s", b->branch_id, b->op);
+    if (is_kafka_url(b->url)) {
+        if (call_kafka_branch(w, a, i) == 0) {
+            a->in_flight[i] = 1;
+        } else {
+            a->tried[i] = 1;
+            note_unknown(a, what, w->e->kafka ? "cannot queue the Kafka message" : "Kafka is off (DTMQ_KAFKA=off)", 0);
+        }
+        return 0;
+    }
     if (!url_is_http(b->url)) {
         a->tried[i] = 1;
         note_unknown(a, what, "no dispatcher for this URL scheme", 0);

@@ -1,0 +1,416 @@
+/*
+ * kafka_ingress.c — the consumer of PREFIXsubmit and PREFIXreply (see
+ * kafka_ingress.h).
+ *
+ * Guarantees, per message, in partition order:
+ *   - a submit message's command has written the store before its offset is
+ *     stored for commit (auto-commit only commits stored offsets), so a crash
+ *     re-reads it and the gid makes the second reading harmless;
+ *   - a message that cannot be taken (not JSON, no gid, unknown op, bad
+ *     fields, too large) is copied to PREFIXsubmit.dlq with the reason and its
+ *     source in headers, acknowledged by Kafka, and only then skipped;
+ *   - when the store is unavailable the message is read again after a pause
+ *     (the partition waits; nothing is skipped).
+ * Replies to a message's reply_to topic are published asynchronously: the
+ * store, not the reply, is the record (query it when a reply went missing).
+ */
+#include "kafka_ingress.h"
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/commands.h"
+#include "log.h"
+#include "trans_json.h"
+
+#define DLQ_ACK_TIMEOUT_MS 10000
+#define STORE_RETRY_PAUSE_MS 1000
+
+struct kafka_ingress {
+    broker *b;
+    rd_kafka_t *rk; /* NULL when Kafka is off */
+    pthread_t thread;
+    int started;
+    atomic_int stopping;
+    atomic_long submitted, dead_lettered, replies, replies_unknown;
+};
+
+typedef enum { TAKEN, RETRY } take_result;
+
+/* ---- replies to the submitter ----------------------------------------- */
+
+typedef struct reply_target {
+    broker *b;
+    char *topic;
+    char *gid;
+    char *op;
+} reply_target;
+
+static void reply_target_free(reply_target *t)
+{
+    if (t == NULL)
+        return;
+    free(t->topic);
+    free(t->gid);
+    free(t->op);
+    free(t);
+}
+
+/* Publishes {"gid","op","phase","status","dtm_result","message"} to reply_to.
+ * Takes the reference to body (may be NULL). */
+static void send_reply(broker *b, const char *topic, const char *gid, const char *op,
+                       const char *phase, int status, json_t *body)
+{
+    json_t *r = json_pack("{s:s, s:s, s:s, s:i}", "gid", gid, "op", op, "phase", phase, "status", status);
+    const char *result = json_string_value(json_object_get(body, "dtm_result"));
+    const char *message = json_string_value(json_object_get(body, "message"));
+    json_object_set_new(r, "dtm_result", json_string(result ? result : status == 200 ? "SUCCESS" : "FAILURE"));
+    if (message)
+        json_object_set_new(r, "message", json_string(message));
+    char *text = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    json_decref(body);
+    kafka_header h = {"dtm-gid", gid};
+    if (text == NULL || kafka_produce(kafka_link_producer(b->kafka), topic, gid, text, strlen(text),
+                                      &h, 1, NULL, NULL) != 0)
+        log_gid_warn(gid, "cannot publish the %s reply to %s", phase, topic);
+    free(text);
+}
+
+/* Engine waiter: the wait_result answer, as a "finished" reply. */
+static void on_finished(void *arg, int status, const char *body)
+{
+    reply_target *t = arg;
+    send_reply(t->b, t->topic, t->gid, t->op, "finished", status, json_loads(body, 0, NULL));
+    reply_target_free(t);
+}
+
+/* ---- the dead-letter topic ------------------------------------------- */
+
+/* Copies m to the DLQ with the reason; TAKEN once Kafka acknowledged it. */
+static take_result dead_letter(kafka_ingress *in, const rd_kafka_message_t *m, const char *reason)
+{
+    char partition[16], offset[32], key[256] = "";
+    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+    if (m->key)
+        snprintf(key, sizeof(key), "%.*s", (int)(m->key_len < 255 ? m->key_len : 255), (const char *)m->key);
+    kafka_header h[] = {{"dtm-dlq-reason", reason},
+                        {"dtm-dlq-topic", rd_kafka_topic_name(m->rkt)},
+                        {"dtm-dlq-partition", partition},
+                        {"dtm-dlq-offset", offset}};
+    char err[512];
+    const kafka_topics *topics = kafka_link_topics(in->b->kafka);
+    if (kafka_produce_sync(kafka_link_producer(in->b->kafka), topics->dlq, m->key ? key : NULL,
+                           m->payload, m->len, h, 4, DLQ_ACK_TIMEOUT_MS, err, sizeof(err)) != 0) {
+        log_error("ingress: cannot dead-letter %s[%d]@%lld (%s); will read it again: %s",
+                  rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, reason, err);
+        return RETRY;
+    }
+    atomic_fetch_add(&in->dead_lettered, 1);
+    log_warn("ingress: %s[%d]@%lld dead-lettered to %s: %s", rd_kafka_topic_name(m->rkt),
+             (int)m->partition, (long long)m->offset, topics->dlq, reason);
+    return TAKEN;
+}
+
+/* ---- submit messages --------------------------------------------------- */
+
+static int valid_topic_name(const char *t)
+{
+    size_t n = strlen(t);
+    return n > 0 && n < 250 &&
+           strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* Runs op's command. The reply is in *r (deferred when wait_result took the
+ * waiter); *err gets the parse problem when the body is bad (r untouched). */
+static int run_command(broker *b, const char *op, const rd_kafka_message_t *m, json_t *body,
+                       reply_target *finished, cmd_reply *r, char *err, size_t errlen)
+{
+    if (strcmp(op, "registerBranch") == 0) {
+        cmd_register_branch(b, body, r);
+        return 0;
+    }
+    trans_request req;
+    if (trans_request_parse(m->payload, m->len, strcmp(op, "abort") != 0, &req, err, errlen) != 0)
+        return -1;
+    engine_waiter_fn waiter = finished && req.opts.wait_result ? on_finished : NULL;
+    if (strcmp(op, "prepare") == 0)
+        cmd_prepare(b, &req, r);
+    else if (strcmp(op, "submit") == 0)
+        cmd_submit(b, &req, waiter, finished, r);
+    else
+        cmd_abort(b, &req, waiter, finished, r);
+    trans_request_clear(&req);
+    return 0;
+}
+
+/* Checks the envelope: JSON object, op, gid, key = gid, reply_to. NULL reason = fine. */
+static const char *check_envelope(const kafka_ingress *in, const rd_kafka_message_t *m,
+                                  json_t *body, char *why, size_t len)
+{
+    static const char *const ops[] = {"prepare", "submit", "abort", "registerBranch"};
+    const char *op = json_string_value(json_object_get(body, "op"));
+    const char *gid = json_string_value(json_object_get(body, "gid"));
+    json_t *reply_to = json_object_get(body, "reply_to");
+    int op_ok = 0;
+    for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
+        op_ok |= strcmp(op, ops[i]) == 0;
+    if (op == NULL)
+        snprintf(why, len, "op: missing (want prepare, submit, abort or registerBranch)");
+    else if (!op_ok)
+        snprintf(why, len, "op: '%.64s' is not one of prepare, submit, abort, registerBranch", op);
+    else if (gid == NULL || gid[0] == '\0')
+        snprintf(why, len, "gid: missing");
+    else if (m->key == NULL || m->key_len != strlen(gid) || memcmp(m->key, gid, m->key_len) != 0)
+        snprintf(why, len, "key: the message key must be the gid '%.128s'", gid);
+    else if (reply_to && (!json_is_string(reply_to) || !valid_topic_name(json_string_value(reply_to))))
+        snprintf(why, len, "reply_to: must be a Kafka topic name");
+    else
+        return NULL;
+    return why;
+}
+
+static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m)
+{
+    broker *b = in->b;
+    char why[600];
+    if (m->payload == NULL || m->len == 0)
+        return dead_letter(in, m, "empty value (want a JSON transaction)");
+    if ((long)m->len > b->cfg->max_body_bytes) {
+        snprintf(why, sizeof(why), "value of %zu bytes is larger than MaxBodyBytes (%ld)", m->len,
+                 b->cfg->max_body_bytes);
+        return dead_letter(in, m, why);
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(m->payload, m->len, 0, &jerr);
+    if (!json_is_object(body)) {
+        if (body == NULL)
+            snprintf(why, sizeof(why), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        else
+            snprintf(why, sizeof(why), "value: must be a JSON object");
+        json_decref(body);
+        return dead_letter(in, m, why);
+    }
+    if (check_envelope(in, m, body, why, sizeof(why)) != NULL) {
+        json_decref(body);
+        return dead_letter(in, m, why);
+    }
+    const char *op = json_string_value(json_object_get(body, "op"));
+    const char *gid = json_string_value(json_object_get(body, "gid"));
+    const char *reply_to = json_string_value(json_object_get(body, "reply_to"));
+    reply_target *finished = NULL;
+    if (reply_to) {
+        finished = calloc(1, sizeof(*finished));
+        finished->b = b;
+        finished->topic = strdup(reply_to);
+        finished->gid = strdup(gid);
+        finished->op = strdup(op);
+    }
+    cmd_reply r = {0};
+    take_result result = TAKEN;
+    if (run_command(b, op, m, body, finished, &r, why, sizeof(why)) != 0) {
+        result = dead_letter(in, m, why);
+        if (result == TAKEN && reply_to)
+            send_reply(b, reply_to, gid, op, "accepted", 400, json_pack("{s:s}", "message", why));
+    } else if (r.status >= 500) {
+        log_gid_warn(gid, "ingress: %s failed (%d), reading it again later", op, r.status);
+        result = RETRY;
+    } else if (r.status == 400 || r.status == 413) {
+        const char *msg = json_string_value(json_object_get(r.body, "message"));
+        result = dead_letter(in, m, msg ? msg : "bad input");
+    } else {
+        atomic_fetch_add(&in->submitted, 1);
+    }
+    if (result == TAKEN && reply_to)
+        send_reply(b, reply_to, gid, op, "accepted", r.deferred ? 200 : r.status,
+                   r.deferred ? json_pack("{s:s}", "dtm_result", "SUCCESS") : json_incref(r.body));
+    if (!r.deferred)
+        reply_target_free(finished); /* the engine did not take it */
+    cmd_reply_clear(&r);
+    json_decref(body);
+    return result;
+}
+
+/* ---- reply messages ----------------------------------------------------- */
+
+static take_result take_reply(kafka_ingress *in, const rd_kafka_message_t *m)
+{
+    json_t *body = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+    const char *gid = json_string_value(json_object_get(body, "gid"));
+    const char *bid = json_string_value(json_object_get(body, "branch_id"));
+    const char *op = json_string_value(json_object_get(body, "op"));
+    const char *result = json_string_value(json_object_get(body, "dtm_result"));
+    dispatch_outcome outcome = DISPATCH_ERROR;
+    int known = result != NULL;
+    if (known && strcmp(result, "SUCCESS") == 0)
+        outcome = DISPATCH_SUCCESS;
+    else if (known && strcmp(result, "FAILURE") == 0)
+        outcome = DISPATCH_FAILURE;
+    else if (known && strcmp(result, "ONGOING") == 0)
+        outcome = DISPATCH_ONGOING;
+    else
+        known = 0;
+    if (!gid || !bid || !op || !known) {
+        atomic_fetch_add(&in->replies_unknown, 1);
+        log_warn("ingress: malformed reply at %s[%d]@%lld ignored (want gid, branch_id, op, "
+                 "dtm_result SUCCESS|FAILURE|ONGOING)", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition, (long long)m->offset);
+    } else {
+        const char *message = json_string_value(json_object_get(body, "message"));
+        reply_status rs = engine_on_reply(in->b->engine, gid, bid, op, outcome, message);
+        atomic_fetch_add(rs == REPLY_UNKNOWN ? &in->replies_unknown : &in->replies, 1);
+    }
+    json_decref(body);
+    return TAKEN;
+}
+
+/* ---- the consumer loop ------------------------------------------------ */
+
+static void store_offset(kafka_ingress *in, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset + 1;
+    rd_kafka_offsets_store(in->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Moves the partition back to m so it is read again. */
+static void read_again(kafka_ingress *in, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(in->rk, l, 5000);
+    if (e) {
+        log_error("ingress: cannot seek back to %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
+                  (int)m->partition, (long long)m->offset, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    struct timespec ts = {STORE_RETRY_PAUSE_MS / 1000, (STORE_RETRY_PAUSE_MS % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void *ingress_main(void *arg)
+{
+    kafka_ingress *in = arg;
+    const char *reply_topic = kafka_link_topics(in->b->kafka)->reply;
+    while (!atomic_load(&in->stopping)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 200);
+        if (m == NULL)
+            continue;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn("ingress: %s", rd_kafka_message_errstr(m));
+        } else {
+            int is_reply = strcmp(rd_kafka_topic_name(m->rkt), reply_topic) == 0;
+            take_result r = is_reply ? take_reply(in, m) : take_submit(in, m);
+            if (r == TAKEN)
+                store_offset(in, m);
+            else
+                read_again(in, m);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+static rd_kafka_t *new_consumer(broker *b, char *err, size_t errlen)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *settings[][2] = {
+        {"bootstrap.servers", kafka_link_bootstrap(b->kafka)},
+        {"group.id", b->cfg->kafka_group && b->cfg->kafka_group[0] ? b->cfg->kafka_group : "dtmq"},
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "500"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "range"},
+        {"session.timeout.ms", "6000"},
+        {"heartbeat.interval.ms", "1000"},
+        {"log_level", "3"},
+    };
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka ingress: %s: %s", settings[i][0], errstr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        snprintf(err, errlen, "kafka ingress: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    const kafka_topics *t = kafka_link_topics(b->kafka);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(subs, t->submit, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subs, t->reply, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "kafka ingress: cannot subscribe: %s", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
+kafka_ingress *kafka_ingress_start(broker *b, char *err, size_t errlen)
+{
+    kafka_ingress *in = calloc(1, sizeof(*in));
+    if (in == NULL) {
+        snprintf(err, errlen, "kafka ingress: out of memory");
+        return NULL;
+    }
+    in->b = b;
+    if (b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)
+        return in; /* Kafka is off */
+    in->rk = new_consumer(b, err, errlen);
+    if (in->rk == NULL) {
+        free(in);
+        return NULL;
+    }
+    if (pthread_create(&in->thread, NULL, ingress_main, in) != 0) {
+        snprintf(err, errlen, "kafka ingress: cannot start its thread");
+        rd_kafka_destroy(in->rk);
+        free(in);
+        return NULL;
+    }
+    in->started = 1;
+    const kafka_topics *t = kafka_link_topics(b->kafka);
+    log_info("kafka ingress: consuming %s and %s in group %s", t->submit, t->reply,
+             b->cfg->kafka_group ? b->cfg->kafka_group : "dtmq");
+    return in;
+}
+
+void kafka_ingress_stop(kafka_ingress *in)
+{
+    if (in == NULL)
+        return;
+    if (in->started) {
+        atomic_store(&in->stopping, 1);
+        pthread_join(in->thread, NULL);
+    }
+    if (in->rk) {
+        rd_kafka_consumer_close(in->rk); /* commits the stored offsets, leaves the group */
+        rd_kafka_destroy(in->rk);
+    }
+    free(in);
+}
+
+void kafka_ingress_stats_get(kafka_ingress *in, kafka_ingress_stats *out)
+{
+    out->submitted = atomic_load(&in->submitted);
+    out->dead_lettered = atomic_load(&in->dead_lettered);
+    out->replies = atomic_load(&in->replies);
+    out->replies_unknown = atomic_load(&in->replies_unknown);
+}
