@@ -1,0 +1,371 @@
+/*
+ * test_kafka.c — dtmq as a Kafka-native broker, against real Kafka
+ * (DTMQ_TEST_KAFKA) and once against its embedded cluster: transactions in
+ * through PREFIXsubmit with replies on reply_to, bad messages to the DLQ
+ * without stalling the partition, kafka:// branches answered on PREFIXreply,
+ * replies for unknown gids counted, status events, and a kill -9 while
+ * submit messages are being consumed (nothing lost).
+ */
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../lib/busi.h"
+#include "../lib/kafkatest.h"
+#include "../lib/testlib.h"
+
+typedef struct kenv {
+    busi *svc;
+    dtmq_proc dtmq;
+    char store[512];
+    char prefix[64];   /* this test's topic prefix, e.g. "t-ab12cd." */
+    char group[64];
+    char bootstrap[256];
+} kenv;
+
+static void topic(const kenv *env, const char *suffix, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s", env->prefix, suffix);
+}
+
+/* dtmq on real Kafka with topics and group of its own; extra args appended. */
+static void kenv_start(kenv *env, const char *const *extra)
+{
+    env->svc = busi_start();
+    ck_assert_ptr_nonnull(env->svc);
+    test_store_uri(env->store, sizeof(env->store));
+    char id[32];
+    e2e_gid(id, sizeof(id), "t");
+    snprintf(env->prefix, sizeof(env->prefix), "%s.", id);
+    snprintf(env->group, sizeof(env->group), "g-%s", id);
+    snprintf(env->bootstrap, sizeof(env->bootstrap), "%s", test_kafka_bootstrap());
+    const char *args[24] = {"--kafka", env->bootstrap, "--kafka-topic-prefix", env->prefix,
+                            "--kafka-group", env->group};
+    size_t n = 6;
+    for (size_t i = 0; extra && extra[i] && n < 23; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    e2e_start(&env->dtmq, env->store, args);
+}
+
+static void kenv_stop(kenv *env)
+{
+    e2e_stop(&env->dtmq);
+    busi_stop(env->svc);
+}
+
+static void produce_submit(const kenv *env, const char *key, const char *value)
+{
+    char t[128];
+    topic(env, "submit", t, sizeof(t));
+    ck_assert_int_eq(kt_produce(env->bootstrap, t, key, value, strlen(value), NULL), 0);
+}
+
+/* A saga JSON for the submit topic with HTTP steps on busi. */
+static char *saga_message(const kenv *env, const char *gid, const char *extra_json)
+{
+    char *text = NULL;
+    int rc = asprintf(&text,
+                      "{\"op\":\"submit\",\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":["
+                      "{\"action\":\"%s/api/Out\",\"compensate\":\"%s/api/OutRevert\"},"
+                      "{\"action\":\"%s/api/In\",\"compensate\":\"%s/api/InRevert\"}],"
+                      "\"payloads\":[\"{}\",\"{}\"]%s%s}",
+                      gid, busi_url(env->svc), busi_url(env->svc), busi_url(env->svc),
+                      busi_url(env->svc), extra_json ? "," : "", extra_json ? extra_json : "");
+    ck_assert_int_ge(rc, 0);
+    return text;
+}
+
+START_TEST(kafka_submit_runs_the_saga_and_replies)
+{
+    kenv env;
+    kenv_start(&env, NULL);
+    char gid[64], replies[128], extra[256];
+    e2e_gid(gid, sizeof(gid), "ks");
+    topic(&env, "replies", replies, sizeof(replies));
+    snprintf(extra, sizeof(extra), "\"reply_to\":\"%s\",\"wait_result\":true", replies);
+    char *msg = saga_message(&env, gid, extra);
+    produce_submit(&env, gid, msg);
+    e2e_wait_status(&env.dtmq, gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(env.svc, "/api/Out", gid, "action"), 1);
+    ck_assert_int_eq(busi_count(env.svc, "/api/In", gid, "action"), 1);
+    kt_msg *m;
+    size_t n = kt_read(env.bootstrap, replies, 2, 15000, &m);
+    ck_assert_uint_eq(n, 2);
+    int accepted = 0, finished = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_loads(m[i].value, 0, NULL);
+        ck_assert_str_eq(m[i].key, gid);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "gid")), gid);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "dtm_result")), "SUCCESS");
+        ck_assert_int_eq(json_integer_value(json_object_get(r, "status")), 200);
+        const char *phase = json_string_value(json_object_get(r, "phase"));
+        accepted += strcmp(phase, "accepted") == 0;
+        finished += strcmp(phase, "finished") == 0;
+        json_decref(r);
+    }
+    ck_assert_int_eq(accepted, 1);
+    ck_assert_int_eq(finished, 1);
+    kt_free(m, n);
+    free(msg);
+    kenv_stop(&env);
+}
+END_TEST
+
+/* Each bad message must land in the DLQ with a reason naming the problem. */
+static const struct {
+    const char *key;
+    const char *value;
+    const char *reason;
+} bad_messages[] = {
+    {"b1", "not json", "invalid JSON"},
+    {"b2", "{\"op\":\"submit\",\"trans_type\":\"saga\"}", "gid"},
+    {"b3", "{\"op\":\"explode\",\"gid\":\"b3\"}", "op"},
+    {"other", "{\"op\":\"submit\",\"gid\":\"b4\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"\"}]}", "key"},
+    {"b5", "{\"op\":\"submit\",\"gid\":\"b5\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"\"}],\"payloads\":[\"a\",\"b\"]}", "payloads"},
+    {"b6", "{\"op\":\"submit\",\"gid\":\"b6\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"ftp://x\"}]}", "ftp://x"},
+    {"b7", "[1,2]", "object"},
+};
+
+START_TEST(bad_messages_go_to_the_dlq_and_do_not_stall)
+{
+    kenv env;
+    kenv_start(&env, NULL);
+    size_t bad = sizeof(bad_messages) / sizeof(bad_messages[0]);
+    /* every message on one partition (same key would do; here: produce in order, then a good one) */
+    for (size_t i = 0; i < bad; i++)
+        produce_submit(&env, bad_messages[i].key, bad_messages[i].value);
+    char gid[64];
+    e2e_gid(gid, sizeof(gid), "ok");
+    char *good = saga_message(&env, gid, NULL);
+    produce_submit(&env, gid, good);
+    e2e_wait_status(&env.dtmq, gid, "succeed", 30);
+    char dlq[128];
+    topic(&env, "submit.dlq", dlq, sizeof(dlq));
+    kt_msg *m;
+    size_t n = kt_read(env.bootstrap, dlq, bad, 15000, &m);
+    ck_assert_uint_eq(n, bad);
+    for (size_t i = 0; i < bad; i++) {
+        size_t j = 0; /* find the dead letter of message i by its value */
+        while (j < n && strcmp(m[j].value, bad_messages[i].value) != 0)
+            j++;
+        ck_assert_msg(j < n, "message %zu not dead-lettered", i);
+        char reason[512], src[128], offset[32];
+        ck_assert_ptr_nonnull(kt_header(&m[j], "dtm-dlq-reason", reason, sizeof(reason)));
+        ck_assert_msg(strstr(reason, bad_messages[i].reason) != NULL, "reason '%s' lacks '%s'",
+                      reason, bad_messages[i].reason);
+        ck_assert_ptr_nonnull(kt_header(&m[j], "dtm-dlq-topic", src, sizeof(src)));
+        ck_assert_msg(strstr(src, "submit") != NULL, "source topic %s", src);
+        ck_assert_ptr_nonnull(kt_header(&m[j], "dtm-dlq-offset", offset, sizeof(offset)));
+        ck_assert_str_eq(m[j].key, bad_messages[i].key);
+    }
+    kt_free(m, n);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=b5");
+    int status;
+    json_t *q = e2e_call(&env.dtmq, "GET", path, NULL, &status);
+    ck_assert(json_is_null(json_object_get(q, "transaction"))); /* nothing stored for bad input */
+    json_decref(q);
+    free(good);
+    kenv_stop(&env);
+}
+END_TEST
+
+/* Reads the next branch message on topic after skip earlier ones; asserts its headers. */
+static kt_msg *expect_branch(const kenv *env, const char *topic_name, const char *gid,
+                             const char *bid, const char *op, size_t *count)
+{
+    kt_msg *m;
+    *count = kt_read(env->bootstrap, topic_name, 1, 20000, &m);
+    ck_assert_msg(*count >= 1, "no message on %s", topic_name);
+    char v[128];
+    ck_assert_str_eq(m[0].key, gid);
+    ck_assert_str_eq(kt_header(&m[0], "dtm-gid", v, sizeof(v)), gid);
+    ck_assert_str_eq(kt_header(&m[0], "dtm-branch-id", v, sizeof(v)), bid);
+    ck_assert_str_eq(kt_header(&m[0], "dtm-op", v, sizeof(v)), op);
+    ck_assert_str_eq(kt_header(&m[0], "dtm-trans-type", v, sizeof(v)), "saga");
+    return m;
+}
+
+static void worker_reply(const kenv *env, const char *gid, const char *bid, const char *op,
+                         const char *result)
+{
+    char reply[128], value[512];
+    topic(env, "reply", reply, sizeof(reply));
+    snprintf(value, sizeof(value), "{\"gid\":\"%s\",\"branch_id\":\"%s\",\"op\":\"%s\",\"dtm_result\":\"%s\"}",
+             gid, bid, op, result);
+    ck_assert_int_eq(kt_produce(env->bootstrap, reply, gid, value, strlen(value), NULL), 0);
+}
+
+START_TEST(kafka_branches_are_decided_by_worker_replies)
+{
+    kenv env;
+    kenv_start(&env, NULL);
+    char gid[64], ta[128], tb[128], ta_rev[128], tb_rev[128], body[1024];
+    e2e_gid(gid, sizeof(gid), "kb");
+    topic(&env, "stepA", ta, sizeof(ta));
+    topic(&env, "stepB", tb, sizeof(tb));
+    topic(&env, "stepA-revert", ta_rev, sizeof(ta_rev));
+    topic(&env, "stepB-revert", tb_rev, sizeof(tb_rev));
+    snprintf(body, sizeof(body),
+             "{\"gid\":\"%s\",\"trans_type\":\"saga\",\"request_timeout\":20,\"steps\":["
+             "{\"action\":\"kafka://%s\",\"compensate\":\"kafka://%s\"},"
+             "{\"action\":\"kafka://%s\",\"compensate\":\"kafka://%s\"}],\"payloads\":[\"{\\\"a\\\":1}\",\"{\\\"b\\\":2}\"]}",
+             gid, ta, ta_rev, tb, tb_rev);
+    e2e_post_expect(&env.dtmq, "submit", body, 200);
+    size_t n;
+    kt_msg *m = expect_branch(&env, ta, gid, "01", "action", &n);
+    ck_assert_str_eq(m[0].value, "{\"a\":1}");
+    char reply_to[128];
+    ck_assert_ptr_nonnull(kt_header(&m[0], "dtm-reply-to", reply_to, sizeof(reply_to)));
+    ck_assert_msg(strstr(reply_to, "reply") != NULL, "reply-to %s", reply_to);
+    kt_free(m, n);
+    worker_reply(&env, gid, "01", "action", "SUCCESS");
+    m = expect_branch(&env, tb, gid, "02", "action", &n);
+    kt_free(m, n);
+    worker_reply(&env, gid, "02", "action", "FAILURE");
+    m = expect_branch(&env, tb_rev, gid, "02", "compensate", &n);
+    kt_free(m, n);
+    worker_reply(&env, gid, "02", "compensate", "SUCCESS");
+    m = expect_branch(&env, ta_rev, gid, "01", "compensate", &n);
+    kt_free(m, n);
+    worker_reply(&env, gid, "01", "compensate", "SUCCESS");
+    e2e_wait_status(&env.dtmq, gid, "failed", 30);
+    kenv_stop(&env);
+}
+END_TEST
+
+START_TEST(msg_kafka_branch_succeeds_on_publish_and_events_are_published)
+{
+    const char *args[] = {"--kafka-events", "1", NULL};
+    kenv env;
+    kenv_start(&env, args);
+    char gid[64], orders[128], events[128], body[1024];
+    e2e_gid(gid, sizeof(gid), "km");
+    topic(&env, "orders", orders, sizeof(orders));
+    topic(&env, "events", events, sizeof(events));
+    snprintf(body, sizeof(body),
+             "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"steps\":[{\"action\":\"kafka://%s\"}],"
+             "\"payloads\":[\"{\\\"order\\\":7}\"]}", gid, orders);
+    e2e_post_expect(&env.dtmq, "submit", body, 200);
+    e2e_wait_status(&env.dtmq, gid, "succeed", 30);
+    kt_msg *m;
+    size_t n = kt_read(env.bootstrap, orders, 1, 15000, &m);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(m[0].value, "{\"order\":7}");
+    kt_free(m, n);
+    n = kt_read(env.bootstrap, events, 2, 15000, &m);
+    ck_assert_uint_eq(n, 2);
+    const char *want[] = {"submitted", "succeed"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *ev = json_loads(m[i].value, 0, NULL);
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "gid")), gid);
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "status")), want[i]);
+        json_decref(ev);
+    }
+    kt_free(m, n);
+    kenv_stop(&env);
+}
+END_TEST
+
+START_TEST(replies_for_unknown_gids_are_counted_not_applied)
+{
+    kenv env;
+    kenv_start(&env, NULL);
+    worker_reply(&env, "no-such-gid", "01", "action", "SUCCESS");
+    char reply[128];
+    topic(&env, "reply", reply, sizeof(reply));
+    ck_assert_int_eq(kt_produce(env.bootstrap, reply, "x", "garbage", 7, NULL), 0);
+    long unknown = 0;
+    for (int i = 0; i < 100 && unknown < 2; i++) {
+        int status;
+        json_t *info = e2e_call(&env.dtmq, "GET", "/api/info", NULL, &status);
+        unknown = (long)json_integer_value(json_object_get(json_object_get(info, "kafka_ingress"), "replies_unknown"));
+        json_decref(info);
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_int_eq(unknown, 2);
+    int status;
+    json_t *q = e2e_call(&env.dtmq, "GET", "/api/dtmsvr/query?gid=no-such-gid", NULL, &status);
+    ck_assert(json_is_null(json_object_get(q, "transaction")));
+    json_decref(q);
+    kenv_stop(&env);
+}
+END_TEST
+
+START_TEST(kill_9_while_consuming_loses_nothing)
+{
+    enum { N = 20 };
+    kenv env;
+    kenv_start(&env, NULL);
+    busi_rule(env.svc, "/api/In", NULL, NULL, 200, NULL, 150, -1);
+    char gids[N][64];
+    for (int i = 0; i < N; i++) {
+        e2e_gid(gids[i], sizeof(gids[i]), "kc");
+        char *msg = saga_message(&env, gids[i], NULL);
+        produce_submit(&env, gids[i], msg);
+        free(msg);
+    }
+    ck_assert_int_ge(busi_wait(env.svc, "/api/In", NULL, NULL, 3, 20000), 3);
+    ck_assert_int_eq(dtmq_stop(&env.dtmq, SIGKILL, 10), 128 + SIGKILL);
+    const char *args[] = {"--kafka", env.bootstrap, "--kafka-topic-prefix", env.prefix,
+                          "--kafka-group", env.group, NULL};
+    e2e_start(&env.dtmq, env.store, args);
+    for (int i = 0; i < N; i++)
+        e2e_wait_status(&env.dtmq, gids[i], "succeed", 60);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_ge(busi_count(env.svc, "/api/Out", gids[i], "action"), 1);
+        ck_assert_int_ge(busi_count(env.svc, "/api/In", gids[i], "action"), 1);
+        /* a step is repeated only if its answer was lost in the crash */
+        ck_assert_int_le(busi_count(env.svc, "/api/Out", gids[i], "action"), 2);
+    }
+    kenv_stop(&env);
+}
+END_TEST
+
+START_TEST(embedded_kafka_takes_submit_messages)
+{
+    busi *svc = busi_start();
+    char store[512];
+    test_store_uri(store, sizeof(store));
+    dtmq_proc p;
+    const char *args[] = {"--kafka", "embedded", NULL};
+    e2e_start(&p, store, args);
+    int status;
+    json_t *info = e2e_call(&p, "GET", "/api/info", NULL, &status);
+    char bootstrap[128];
+    snprintf(bootstrap, sizeof(bootstrap), "%s", json_string_value(json_object_get(info, "kafka_bootstrap")));
+    json_decref(info);
+    char gid[64], value[512];
+    e2e_gid(gid, sizeof(gid), "emb");
+    snprintf(value, sizeof(value),
+             "{\"op\":\"submit\",\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"%s/api/Out\",\"compensate\":\"\"}],\"payloads\":[\"{}\"]}",
+             gid, busi_url(svc));
+    ck_assert_int_eq(kt_produce(bootstrap, "dtm.submit", gid, value, strlen(value), NULL), 0);
+    e2e_wait_status(&p, gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(svc, "/api/Out", gid, "action"), 1);
+    e2e_stop(&p);
+    busi_stop(svc);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("kafka");
+    TCase *tc = tcase_create("kafka");
+    tcase_set_timeout(tc, 150);
+    tcase_add_test(tc, kafka_submit_runs_the_saga_and_replies);
+    tcase_add_test(tc, bad_messages_go_to_the_dlq_and_do_not_stall);
+    tcase_add_test(tc, kafka_branches_are_decided_by_worker_replies);
+    tcase_add_test(tc, msg_kafka_branch_succeeds_on_publish_and_events_are_published);
+    tcase_add_test(tc, replies_for_unknown_gids_are_counted_not_applied);
+    tcase_add_test(tc, kill_9_while_consuming_loses_nothing);
+    tcase_add_test(tc, embedded_kafka_takes_submit_messages);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
