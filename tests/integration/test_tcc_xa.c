@@ -134,18 +134,24 @@ static void call_try(const tx_env *env, const char *branch_id, const char *data)
     free(resp);
 }
 
-/* prepare, then n branches 01..n registered (and tried, for TCC) in order. */
-static void prepare_with_branches(const tx_env *env, int n)
+/* prepare, then the branches bids[0..n) registered (and tried, for TCC) in that order. */
+static void prepare_registering(const tx_env *env, const char *const *bids, size_t n)
 {
     trans_post(env, "prepare", NULL, 200);
-    for (int i = 1; i <= n; i++) {
-        char bid[8], data[64];
-        snprintf(bid, sizeof(bid), "%02d", i);
-        branch_data(data, sizeof(data), i);
-        register_branch(env, bid, data, 200);
+    for (size_t i = 0; i < n; i++) {
+        char data[64];
+        branch_data(data, sizeof(data), atoi(bids[i]));
+        register_branch(env, bids[i], data, 200);
         if (strcmp(env->type, "tcc") == 0)
-            call_try(env, bid, data);
+            call_try(env, bids[i], data);
     }
+}
+
+/* prepare, then n branches 01..n registered in order. */
+static void prepare_with_branches(const tx_env *env, int n)
+{
+    static const char *const bids[] = {"01", "02", "03", "04", "05", "06", "07", "08", "09"};
+    prepare_registering(env, bids, (size_t)n);
 }
 
 static json_t *query(const tx_env *env)
@@ -220,7 +226,10 @@ START_TEST(tcc_submit_confirms_in_reverse_registration_order)
 {
     tx_env env;
     env_start(&env, "tcc");
-    prepare_with_branches(&env, 3);
+    /* registered out of branch_id order, as concurrent tries may do: the
+     * registration order, not the id, decides */
+    const char *const registered[] = {"02", "01", "03"};
+    prepare_registering(&env, registered, 3);
     char st[32];
     ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "prepared");
     ck_assert_int_eq(busi_count(env.svc, CONFIRM_PATH, NULL, NULL), 0); /* nothing before submit */
@@ -235,10 +244,12 @@ START_TEST(tcc_submit_confirms_in_reverse_registration_order)
         ck_assert_str_eq(calls[i + 3].path, CONFIRM_PATH);
     }
     busi_calls_free(calls, n);
-    expect_phase2(&env, CONFIRM_PATH, "confirm", REVERSE3, NULL, 3);
+    const char *const want[] = {"03", "01", "02"};
+    expect_phase2(&env, CONFIRM_PATH, "confirm", want, NULL, 3);
     ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
 
-    /* rows: (cancel, confirm) per branch; confirms succeed, cancels stay prepared */
+    /* rows in registration order, (cancel, confirm) per branch, with the
+     * registered data; confirms succeed, cancels stay prepared */
     json_t *q = query(&env);
     json_t *branches = json_object_get(q, "branches"), *b;
     size_t i;
@@ -248,13 +259,30 @@ START_TEST(tcc_submit_confirms_in_reverse_registration_order)
         const char *status = json_string_value(json_object_get(b, "status"));
         ck_assert_str_eq(op, i % 2 == 0 ? "cancel" : "confirm");
         ck_assert_str_eq(status, i % 2 == 0 ? "prepared" : "succeed");
-        char bid[24];
-        snprintf(bid, sizeof(bid), "%02zu", i / 2 + 1);
-        ck_assert_str_eq(json_string_value(json_object_get(b, "branch_id")), bid);
+        ck_assert_str_eq(json_string_value(json_object_get(b, "branch_id")), registered[i / 2]);
         ck_assert_str_eq(json_string_value(json_object_get(b, "url")) + strlen(busi_url(env.svc)),
                          i % 2 == 0 ? CANCEL_PATH : CONFIRM_PATH);
+        static const char *const b64[] = {"eyJhbW91bnQiOjIwfQ==", "eyJhbW91bnQiOjEwfQ==",
+                                          "eyJhbW91bnQiOjMwfQ=="}; /* {"amount":20|10|30} */
+        ck_assert_str_eq(json_string_value(json_object_get(b, "bin_data")), b64[i / 2]);
     }
     json_decref(q);
+    env_stop(&env);
+}
+END_TEST
+
+START_TEST(tcc_registering_the_same_branch_again_is_a_no_op)
+{
+    tx_env env;
+    env_start(&env, "tcc");
+    prepare_with_branches(&env, 2);
+    register_branch(&env, "01", "{\"amount\":99}", 200); /* an SDK retrying its registerBranch */
+    json_t *q = query(&env);
+    ck_assert_uint_eq(json_array_size(json_object_get(q, "branches")), 4);
+    json_decref(q);
+    trans_post(&env, "submit", json_pack("{s:b}", "wait_result", 1), 200);
+    const char *const want[] = {"02", "01"};
+    expect_phase2(&env, CONFIRM_PATH, "confirm", want, NULL, 2); /* first data kept, once each */
     env_stop(&env);
 }
 END_TEST
@@ -554,6 +582,7 @@ int main(void)
     tcase_add_test(tc, tcc_prepared_never_submitted_is_cancelled_after_the_timeout);
     tcase_add_test(tc, tcc_confirm_error_is_retried_until_success);
     tcase_add_test(tc, tcc_confirm_failure_is_retried_not_rolled_back);
+    tcase_add_test(tc, tcc_registering_the_same_branch_again_is_a_no_op);
     tcase_add_test(tc, tcc_register_branch_on_unknown_gid_is_409);
     tcase_add_test(tc, tcc_register_branch_after_submit_is_409_with_a_message);
     tcase_add_test(tc, tcc_second_submit_is_accepted_and_confirms_nothing_twice);
