@@ -41,7 +41,7 @@ static void fx_saga(fixture *f, const char *status, const char *actions, const c
     fx_init(f, "saga", status);
     static const char *const names[] = {['p'] = "prepared", ['s'] = "succeed", ['f'] = "failed"};
     for (size_t i = 0; actions[i]; i++) {
-        char id[8];
+        char id[32];
         snprintf(id, sizeof(id), "%02zu", i + 1);
         fx_row(f, id, "compensate", names[(int)comps[i]]);
         fx_row(f, id, "action", names[(int)actions[i]]);
