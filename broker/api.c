@@ -7,7 +7,9 @@
  */
 #include "api.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,6 +84,25 @@ const char *api_body_gid(const http_request *req, http_response *resp, json_t **
         return NULL;
     }
     return gid;
+}
+
+/* Reads an integer query parameter into *out (unchanged when absent). 0, or
+ * -1 after replying 400. */
+int api_query_int(const http_request *req, http_response *resp, const char *name,
+                     long long min, long long max, long long *out)
+{
+    const char *v = http_query(req, name);
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        api_reply_message(resp, 400, "%s: '%.64s' is not an integer in %lld..%lld", name, v, min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
 }
 
 static void route_ping(broker *b, const http_request *req, http_response *resp)

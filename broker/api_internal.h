@@ -27,6 +27,11 @@ json_t *api_body_object(const http_request *req, http_response *resp);
  * *body gets the parsed body (the gid points into it); json_decref it. */
 const char *api_body_gid(const http_request *req, http_response *resp, json_t **body);
 
+/* Reads the integer query parameter name into *out (unchanged when absent).
+ * 0, or -1 after replying 400 naming the parameter. */
+int api_query_int(const http_request *req, http_response *resp, const char *name, long long min,
+                  long long max, long long *out);
+
 /* api_trans.c */
 void api_prepare(broker *b, const http_request *req, http_response *resp);
 void api_submit(broker *b, const http_request *req, http_response *resp);

@@ -8,25 +8,7 @@
 #include <string.h>
 
 #include "api_internal.h"
-
-/* Reads an integer query parameter into *out (unchanged when absent). 0, or
- * -1 after replying 400. */
-static int query_int(const http_request *req, http_response *resp, const char *name,
-                     long long min, long long max, long long *out)
-{
-    const char *v = http_query(req, name);
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < min || n > max) {
-        api_reply_message(resp, 400, "%s: '%.64s' is not an integer in %lld..%lld", name, v, min, max);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
+#include "engine/engine.h"
 
 void api_query(broker *b, const http_request *req, http_response *resp)
 {
@@ -53,9 +35,9 @@ void api_query(broker *b, const http_request *req, http_response *resp)
 void api_all(broker *b, const http_request *req, http_response *resp)
 {
     long long limit = 100, start = 0, end = 0;
-    if (query_int(req, resp, "limit", 1, 1000, &limit) ||
-        query_int(req, resp, "createTimeStart", 0, (long long)1 << 52, &start) ||
-        query_int(req, resp, "createTimeEnd", 0, (long long)1 << 52, &end))
+    if (api_query_int(req, resp, "limit", 1, 1000, &limit) ||
+        api_query_int(req, resp, "createTimeStart", 0, (long long)1 << 52, &start) ||
+        api_query_int(req, resp, "createTimeEnd", 0, (long long)1 << 52, &end))
         return;
     store_filter f = {
         .gid = http_query(req, "gid"), .status = http_query(req, "status"),
@@ -91,8 +73,8 @@ void api_all(broker *b, const http_request *req, http_response *resp)
 void api_reset_cron_time(broker *b, const http_request *req, http_response *resp)
 {
     long long timeout = 3LL * b->cfg->timeout_to_fail, limit = 100;
-    if (query_int(req, resp, "timeout", 0, 1LL << 31, &timeout) ||
-        query_int(req, resp, "limit", 1, 100000, &limit))
+    if (api_query_int(req, resp, "timeout", 0, 1LL << 31, &timeout) ||
+        api_query_int(req, resp, "limit", 1, 100000, &limit))
         return;
     int moved = 0;
     bool remaining = false;
@@ -113,7 +95,7 @@ void api_reset_next_cron_time(broker *b, const http_request *req, http_response 
         json_decref(body);
         return;
     }
-    store_result r = store_touch_cron(b->store, gid, NULL, dtmq_now_ms(), 0);
+    store_result r = engine_poke(b->engine, gid);
     if (r == STORE_OK)
         api_reply_json(resp, 200, json_pack("{s:s}", "dtm_result", "SUCCESS"));
     else if (r == STORE_NOT_FOUND || r == STORE_CONFLICT)

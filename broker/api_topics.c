@@ -164,19 +164,17 @@ static void reply_kv_list(http_response *resp, store_kv_list *list, const char *
 
 void api_scan_kv(broker *b, const http_request *req, http_response *resp)
 {
-    const char *cat = http_query(req, "cat"), *limit_text = http_query(req, "limit");
-    int limit = limit_text && limit_text[0] ? atoi(limit_text) : 100;
+    const char *cat = http_query(req, "cat");
+    long long limit = 100;
     if (cat == NULL || cat[0] == '\0') {
         api_reply_message(resp, 400, "cat: missing");
         return;
     }
-    if (limit < 1 || limit > 1000) {
-        api_reply_message(resp, 400, "limit: must be 1..1000");
+    if (api_query_int(req, resp, "limit", 1, 1000, &limit) != 0)
         return;
-    }
     store_kv_list list;
     char *next = NULL;
-    store_result r = store_kv_scan(b->store, cat, http_query(req, "position"), limit, &list, &next);
+    store_result r = store_kv_scan(b->store, cat, http_query(req, "position"), (int)limit, &list, &next);
     if (r == STORE_OK)
         reply_kv_list(resp, &list, next ? next : "");
     else

@@ -232,6 +232,7 @@ static store_result create_prepared(broker *b, const trans_request *req, cmd_rep
         return STORE_INVALID;
     }
     t->next_cron_time = prepared_deadline(b, req, now);
+    trans_set_str(&t->owner, ""); /* idle: nobody holds a lease */
     store_result r = store_create_trans(b->store, t);
     trans_free(t);
     return r;
@@ -359,6 +360,10 @@ static void submit_existing(broker *b, const trans_request *req, engine_waiter_f
 {
     trans_global *old = NULL;
     store_result r = store_find_trans(b->store, req->gid, &old);
+    if (r == STORE_NOT_FOUND) { /* tcc/xa are created by prepare, never by submit */
+        reply_error(out, 409, "no %s transaction with gid '%s' (prepare it first)", req->trans_type, req->gid);
+        return;
+    }
     if (r != STORE_OK) {
         reply_store_error(out, "submit", r);
         return;
@@ -370,8 +375,8 @@ static void submit_existing(broker *b, const trans_request *req, engine_waiter_f
             start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
         }
     } else if (strcmp(old->status, TRANS_SUBMITTED) == 0) {
-        /* already running (here or in another process): make it due now */
-        store_touch_cron(b->store, old->gid, NULL, dtmq_now_ms(), 0);
+        /* already running here or elsewhere, or waiting for a retry: make it due now */
+        engine_poke(b->engine, old->gid);
         if (req->opts.wait_result)
             reply_error(out, 425, "already submitted and still running");
         else
@@ -461,7 +466,7 @@ void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, voi
             start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
     } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
                strcmp(old->status, TRANS_ABORTING) == 0) {
-        store_touch_cron(b->store, old->gid, NULL, dtmq_now_ms(), 0);
+        engine_poke(b->engine, old->gid);
         reply_success(out);
     } else {
         reply_error(out, 409, "current status '%s' of a %s transaction, cannot abort", old->status, type);

@@ -162,6 +162,19 @@ void engine_kick(engine *e, const char *gid, int64_t lease_until_ms, engine_wait
     engine_post(e, ev);
 }
 
+store_result engine_poke(engine *e, const char *gid)
+{
+    store_result r = store_touch_cron(e->b->store, gid, "", dtmq_now_ms(), 0);
+    if (r != STORE_CONFLICT)
+        return r;
+    trans_global *t = NULL; /* leased (running now), or finished? */
+    r = store_find_trans(e->b->store, gid, &t);
+    if (r == STORE_OK && trans_status_is_final(t->status))
+        r = STORE_CONFLICT;
+    trans_free(t);
+    return r;
+}
+
 /* Claims every due transaction (in batches) and kicks a pass of each. */
 static int cron_claim_batch(engine *e)
 {

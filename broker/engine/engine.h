@@ -58,6 +58,14 @@ typedef enum reply_status {
 reply_status engine_on_reply(engine *e, const char *gid, const char *branch_id, const char *op,
                              dispatch_outcome outcome, const char *message);
 
+/*
+ * Makes an unfinished transaction due now, without breaking a lease: an idle
+ * one (owner "") gets next_cron_time = now; one whose pass runs right now
+ * (here or in another process) is left to that pass. Returns STORE_OK in both
+ * cases, STORE_NOT_FOUND / STORE_CONFLICT (finished) / STORE_UNAVAILABLE else.
+ */
+store_result engine_poke(engine *e, const char *gid);
+
 /* Calls queued or in flight (for metrics and tests). */
 int engine_calls_pending(engine *e);
 

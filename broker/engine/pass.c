@@ -680,8 +680,9 @@ static int end_pass(worker *w, active *a, const plan *p)
     int64_t now = dtmq_now_ms(), next = 0, interval = 0, retry_count = 0;
     schedule(w->e, a, p, now, &next, &interval);
     char *ext = updated_ext_data(a, &retry_count);
+    /* owner "" gives the lease up: the transaction is idle until next */
     store_status_change ch = {.status = a->t->status, .update_time = now, .next_cron_time = next,
-                              .next_cron_interval = interval, .ext_data = ext};
+                              .next_cron_interval = interval, .ext_data = ext, .owner = ""};
     store_result r = store_change_status(w->e->b->store, a->gid, a->t->status, &ch);
     free(ext);
     if (r != STORE_OK)
@@ -794,6 +795,10 @@ void pass_on_result(worker *w, event *ev)
 
 void pass_release(worker *w, active *a)
 {
-    store_touch_cron(w->e->b->store, a->gid, w->e->owner, dtmq_now_ms(), 0);
+    int64_t now = dtmq_now_ms();
+    store_status_change ch = {.status = a->t->status, .update_time = now, .next_cron_time = now,
+                              .owner = ""};
+    if (!trans_status_is_final(a->t->status))
+        store_change_status(w->e->b->store, a->gid, a->t->status, &ch);
     answer_waiters(a, 503, "{\"message\":\"dtmq is stopping; the transaction will be resumed\"}");
 }

@@ -9,7 +9,8 @@
  * on abort and on a prepare that times out, unknown results and FAILURE of a
  * confirm retried (never rolled back), the registerBranch/submit/abort status
  * rules, wait_result, and a kill -9 while a confirm is in flight.
- * XA: commit and rollback forward, always POST.
+ * XA: commit and rollback forward, always POST; a prepare that times out rolls
+ * back; ONGOING asked again (also for a TCC confirm).
  */
 #include <check.h>
 #include <jansson.h>
@@ -572,6 +573,49 @@ START_TEST(xa_abort_rolls_back_forward)
 }
 END_TEST
 
+START_TEST(tcc_confirm_ongoing_is_asked_again)
+{
+    tx_env env;
+    env_start(&env, "tcc");
+    prepare_with_branches(&env, 2);
+    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 425, NULL, 0, 2); /* ONGOING twice */
+    trans_post(&env, "submit", NULL, 200);
+    e2e_wait_status(&env.dtmq, env.gid, "succeed", 30);
+    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "02"), 3);
+    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "01"), 1);
+    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
+    env_stop(&env);
+}
+END_TEST
+
+START_TEST(xa_prepared_never_submitted_rolls_back_after_the_timeout)
+{
+    tx_env env;
+    env_start(&env, "xa");
+    xa_prepare_two(&env);
+    ck_assert_int_eq(busi_wait(env.svc, XA_PATH, env.gid, "rollback", 1, 1500), 0);
+    e2e_wait_status(&env.dtmq, env.gid, "failed", 20);
+    expect_phase2(&env, XA_PATH, "rollback", XA_BIDS, XA_BODIES, 2);
+    ck_assert_int_eq(busi_count(env.svc, XA_PATH, NULL, "commit"), 0);
+    char reason[256];
+    ck_assert_ptr_nonnull(strstr(trans_field(&env, "rollback_reason", reason, sizeof(reason)), "Timeout"));
+    env_stop(&env);
+}
+END_TEST
+
+START_TEST(xa_commit_ongoing_is_asked_again)
+{
+    tx_env env;
+    env_start(&env, "xa");
+    xa_prepare_two(&env);
+    busi_rule(env.svc, XA_PATH, env.gid, "commit", 425, NULL, 0, 1);
+    trans_post(&env, "submit", NULL, 200);
+    e2e_wait_status(&env.dtmq, env.gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(env.svc, XA_PATH, env.gid, "commit"), 3); /* 01 twice, 02 once */
+    env_stop(&env);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tcc_xa");
@@ -591,6 +635,9 @@ int main(void)
     tcase_add_test(tc, tcc_survives_kill_9_while_a_confirm_is_in_flight);
     tcase_add_test(tc, xa_submit_commits_forward_always_with_post);
     tcase_add_test(tc, xa_abort_rolls_back_forward);
+    tcase_add_test(tc, tcc_confirm_ongoing_is_asked_again);
+    tcase_add_test(tc, xa_prepared_never_submitted_rolls_back_after_the_timeout);
+    tcase_add_test(tc, xa_commit_ongoing_is_asked_again);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
