@@ -114,4 +114,7 @@ services-down:
 clean:
 	rm -rf build bin
 
+# .incbin files are invisible to -MMD: rebuild the embedded schemas when one changes.
+$(foreach f,release asan valgrind,$(B)/$(f)/connectors/schema/schemas_embedded.o): $(shell find schemas -name '*.schema.json')
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -6,8 +6,9 @@
  *   - a submit message's command has written the store before its offset is
  *     stored for commit (auto-commit only commits stored offsets), so a crash
  *     re-reads it and the gid makes the second reading harmless;
- *   - a message that cannot be taken (not JSON, no gid, unknown op, bad
- *     fields, too large) is copied to PREFIXsubmit.dlq with the reason and its
+ *   - a message that cannot be taken (not JSON, not valid against
+ *     schemas/kafka/submit.schema.json, key not its gid, bad fields, too
+ *     large) is copied to PREFIXsubmit.dlq with the reason and its
  *     source in headers, acknowledged by Kafka, and only then skipped;
  *   - when the store is unavailable the message is read again after a pause
  *     (the partition waits; nothing is skipped).
@@ -25,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../connectors/schema/json_schema.h"
+#include "../connectors/schema/schemas_embedded.h"
 #include "engine/commands.h"
 #include "log.h"
 #include "trans_json.h"
@@ -39,6 +42,8 @@ struct kafka_ingress {
     int started;
     atomic_int stopping;
     atomic_long submitted, dead_lettered, replies, replies_unknown;
+    json_schema *submit_schema; /* schemas/kafka/submit.schema.json */
+    json_schema *reply_schema;  /* schemas/kafka/reply.schema.json */
 };
 
 typedef enum { TAKEN, RETRY } take_result;
@@ -134,7 +139,15 @@ static int run_command(broker *b, const char *op, const rd_kafka_message_t *m, j
                        reply_target *finished, cmd_reply *r, char *err, size_t errlen)
 {
     if (strcmp(op, "registerBranch") == 0) {
-        cmd_register_branch(b, body, r);
+        /* "op" names the command here; a workflow branch's op travels as branch_op */
+        json_t *flat = json_deep_copy(body);
+        json_t *branch_op = json_object_get(body, "branch_op");
+        if (branch_op)
+            json_object_set(flat, "op", branch_op);
+        else
+            json_object_del(flat, "op");
+        cmd_register_branch(b, flat, r);
+        json_decref(flat);
         return 0;
     }
     trans_request req;
@@ -198,6 +211,12 @@ static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m)
         json_decref(body);
         return dead_letter(in, m, why);
     }
+    char schema_err[480];
+    if (json_schema_validate(in->submit_schema, body, schema_err, sizeof(schema_err)) != 0) {
+        snprintf(why, sizeof(why), "schema kafka/submit: %s", schema_err);
+        json_decref(body);
+        return dead_letter(in, m, why);
+    }
     if (check_envelope(in, m, body, why, sizeof(why)) != NULL) {
         json_decref(body);
         return dead_letter(in, m, why);
@@ -243,6 +262,11 @@ static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m)
 static take_result take_reply(kafka_ingress *in, const rd_kafka_message_t *m)
 {
     json_t *body = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+    char why[480] = "not JSON";
+    if (body && json_schema_validate(in->reply_schema, body, why, sizeof(why)) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     const char *gid = json_string_value(json_object_get(body, "gid"));
     const char *bid = json_string_value(json_object_get(body, "branch_id"));
     const char *op = json_string_value(json_object_get(body, "op"));
@@ -259,9 +283,8 @@ static take_result take_reply(kafka_ingress *in, const rd_kafka_message_t *m)
         known = 0;
     if (!gid || !bid || !op || !known) {
         atomic_fetch_add(&in->replies_unknown, 1);
-        log_warn("ingress: malformed reply at %s[%d]@%lld ignored (want gid, branch_id, op, "
-                 "dtm_result SUCCESS|FAILURE|ONGOING)", rd_kafka_topic_name(m->rkt),
-                 (int)m->partition, (long long)m->offset);
+        log_warn("ingress: malformed reply at %s[%d]@%lld ignored (schema kafka/reply: %s)",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, why);
     } else {
         const char *message = json_string_value(json_object_get(body, "message"));
         reply_status rs = engine_on_reply(in->b->engine, gid, bid, op, outcome, message);
@@ -374,15 +397,21 @@ kafka_ingress *kafka_ingress_start(broker *b, char *err, size_t errlen)
     in->b = b;
     if (b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)
         return in; /* Kafka is off */
-    in->rk = new_consumer(b, err, errlen);
-    if (in->rk == NULL) {
+    in->submit_schema = json_schema_load(schema_text("kafka/submit"), err, errlen);
+    in->reply_schema = in->submit_schema ? json_schema_load(schema_text("kafka/reply"), err, errlen) : NULL;
+    if (in->reply_schema == NULL) {
+        json_schema_free(in->submit_schema);
         free(in);
         return NULL;
     }
-    if (pthread_create(&in->thread, NULL, ingress_main, in) != 0) {
-        snprintf(err, errlen, "kafka ingress: cannot start its thread");
-        rd_kafka_destroy(in->rk);
-        free(in);
+    in->rk = new_consumer(b, err, errlen);
+    if (in->rk == NULL || pthread_create(&in->thread, NULL, ingress_main, in) != 0) {
+        if (in->rk) {
+            snprintf(err, errlen, "kafka ingress: cannot start its thread");
+            rd_kafka_destroy(in->rk);
+            in->rk = NULL;
+        }
+        kafka_ingress_stop(in);
         return NULL;
     }
     in->started = 1;
@@ -404,6 +433,8 @@ void kafka_ingress_stop(kafka_ingress *in)
         rd_kafka_consumer_close(in->rk); /* commits the stored offsets, leaves the group */
         rd_kafka_destroy(in->rk);
     }
+    json_schema_free(in->submit_schema);
+    json_schema_free(in->reply_schema);
     free(in);
 }
 

@@ -86,6 +86,8 @@ tmp=$(mktemp -d /tmp/dtmq-tests-XXXXXX)
 for n in $(tests_in unit); do
   run_binary "unit/$n" "$B/asan/tests/unit/$n"
 done
+# the JSON Schemas checked by an independent validator (Debian's python3-jsonschema)
+run_binary "schemas/cross_check" /usr/bin/python3 tests/schemas/cross_check.py
 run_binary "store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" $B/asan/tests/store/conformance
 run_binary "store/conformance[mongodb]" \

@@ -21,6 +21,13 @@ store_result store_set_error(store_result result, const char *fmt, ...)
     return result;
 }
 
+/* Every public call starts with no error text, so a caller never reads an
+ * earlier call's text (only UNAVAILABLE and INVALID set one). */
+static void clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
 const char *store_last_error(void)
 {
     return last_error;
@@ -80,11 +87,13 @@ const char *store_display_uri(const store *s)
 
 store_result store_ping(store *s)
 {
+    clear_error();
     return s->ops->ping(s);
 }
 
 store_result store_drop_all(store *s)
 {
+    clear_error();
     return s->ops->drop_all(s);
 }
 
@@ -95,6 +104,7 @@ static int is_blank(const char *v)
 
 store_result store_create_trans(store *s, const trans_global *t)
 {
+    clear_error();
     if (t == NULL || is_blank(t->gid) || is_blank(t->status) || is_blank(t->trans_type))
         return store_set_error(STORE_INVALID, "create: gid, trans_type and status are required");
     for (size_t i = 0; i < t->branch_count; i++) {
@@ -112,6 +122,7 @@ store_result store_create_trans(store *s, const trans_global *t)
 
 store_result store_find_trans(store *s, const char *gid, trans_global **out)
 {
+    clear_error();
     *out = NULL;
     if (is_blank(gid))
         return store_set_error(STORE_INVALID, "find: gid is required");
@@ -121,6 +132,7 @@ store_result store_find_trans(store *s, const char *gid, trans_global **out)
 store_result store_change_status(store *s, const char *gid, const char *expect_status,
                                  const store_status_change *change)
 {
+    clear_error();
     if (is_blank(gid) || is_blank(expect_status) || change == NULL || is_blank(change->status))
         return store_set_error(STORE_INVALID, "change_status: gid, expected and new status are required");
     return s->ops->change_status(s, gid, expect_status, change);
@@ -141,6 +153,7 @@ static store_result check_branch_args(const char *what, const char *gid, const c
 store_result store_append_branches(store *s, const char *gid, const char *expect_status,
                                    const trans_branch *b, size_t n)
 {
+    clear_error();
     store_result r = check_branch_args("append_branches", gid, expect_status, b, n);
     if (r != STORE_OK)
         return r;
@@ -155,6 +168,7 @@ store_result store_append_branches(store *s, const char *gid, const char *expect
 store_result store_update_branches(store *s, const char *gid, const char *expect_status,
                                    const trans_branch *b, size_t n)
 {
+    clear_error();
     store_result r = check_branch_args("update_branches", gid, expect_status, b, n);
     if (r != STORE_OK)
         return r;
@@ -164,6 +178,7 @@ store_result store_update_branches(store *s, const char *gid, const char *expect
 store_result store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const char *owner,
                              trans_global **out)
 {
+    clear_error();
     *out = NULL;
     if (is_blank(owner) || lease_ms <= 0)
         return store_set_error(STORE_INVALID, "claim_due: owner and a positive lease are required");
@@ -173,6 +188,7 @@ store_result store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const c
 store_result store_touch_cron(store *s, const char *gid, const char *owner,
                               int64_t next_cron_time, int64_t next_cron_interval)
 {
+    clear_error();
     if (is_blank(gid))
         return store_set_error(STORE_INVALID, "touch_cron: gid is required");
     return s->ops->touch_cron(s, gid, owner, next_cron_time, next_cron_interval);
@@ -181,6 +197,7 @@ store_result store_touch_cron(store *s, const char *gid, const char *owner,
 store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, int limit,
                                     int *moved, bool *has_remaining)
 {
+    clear_error();
     *moved = 0;
     *has_remaining = false;
     if (limit <= 0)
@@ -191,6 +208,7 @@ store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, 
 store_result store_list_trans(store *s, const store_filter *filter, const char *cursor,
                               int limit, store_trans_list *out, char **next_cursor)
 {
+    clear_error();
     static const store_filter no_filter;
     out->items = NULL;
     out->count = 0;
@@ -219,12 +237,14 @@ static store_result check_kv_args(const char *what, const char *cat, const char 
 
 store_result store_kv_create(store *s, const char *cat, const char *key, const char *value)
 {
+    clear_error();
     store_result r = check_kv_args("kv_create", cat, key);
     return r != STORE_OK ? r : s->ops->kv_create(s, cat, key, value ? value : "");
 }
 
 store_result store_kv_get(store *s, const char *cat, const char *key, store_kv_list *out)
 {
+    clear_error();
     out->items = NULL;
     out->count = 0;
     store_result r = check_kv_args("kv_get", cat, key);
@@ -234,12 +254,14 @@ store_result store_kv_get(store *s, const char *cat, const char *key, store_kv_l
 store_result store_kv_update(store *s, const char *cat, const char *key, const char *value,
                              int64_t expect_version)
 {
+    clear_error();
     store_result r = check_kv_args("kv_update", cat, key);
     return r != STORE_OK ? r : s->ops->kv_update(s, cat, key, value ? value : "", expect_version);
 }
 
 store_result store_kv_delete(store *s, const char *cat, const char *key)
 {
+    clear_error();
     store_result r = check_kv_args("kv_delete", cat, key);
     return r != STORE_OK ? r : s->ops->kv_delete(s, cat, key);
 }
@@ -247,6 +269,7 @@ store_result store_kv_delete(store *s, const char *cat, const char *key)
 store_result store_kv_scan(store *s, const char *cat, const char *cursor, int limit,
                            store_kv_list *out, char **next_cursor)
 {
+    clear_error();
     out->items = NULL;
     out->count = 0;
     *next_cursor = NULL;

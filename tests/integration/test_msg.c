@@ -7,8 +7,9 @@
  * submit directly. Covered: actions delivered in order with DTM's query
  * parameters, concurrent delivery, errors and FAILURE retried (never rolled
  * back), custom_data delay, the check-back of a msg whose submit never came
- * (SUCCESS / FAILURE / ONGOING), abort, topic fan-out, bad input, a small
- * check-back matrix, and a kill -9 while an action is in flight.
+ * (SUCCESS / FAILURE / ONGOING, and FAILURE in a 200 body), abort, topic
+ * fan-out, bad input, a small check-back matrix, and a kill -9 while an
+ * action is in flight.
  */
 #include <check.h>
 #include <jansson.h>
@@ -208,6 +209,7 @@ START_TEST(msg_prepare_then_submit_delivers_actions_in_order)
     }
     json_decref(q);
     finish(&env, "submit", env.gid, 409); /* finished: cannot submit again */
+    e2e_post_expect(&env.dtmq, "prepare", body, 409); /* nor prepare */
     free(body);
     free(submit_body);
     env_stop(&env);
@@ -341,6 +343,7 @@ START_TEST(msg_unsubmitted_is_checked_back_and_committed_on_success)
     ck_assert_str_eq(qp->trans_type, "msg");
     ck_assert_str_eq(qp->branch_id, "00");
     ck_assert_str_eq(qp->op, "msg");
+    ck_assert_str_eq(qp->body, "");
     ck_assert_msg(qp->time_ms - t0 >= 3000, "query_prepared %lld ms after prepare, before TimeoutToFail",
                   qp->time_ms - t0);
     assert_action(&env, &calls[1], "/api/Msg1", "01", "POST", "{\"amount\":10}");
@@ -396,42 +399,55 @@ START_TEST(msg_abort_of_prepared_fails_without_calls)
     finish(&env, "abort", env.gid, 409);
     assert_status(&env, env.gid, "failed");
     ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 0);
+
+    /* DTM: only a prepared msg can be aborted */
+    char gid[64];
+    e2e_gid(gid, sizeof(gid), "msgsub");
+    char *body = msg_body(&env, gid, 1, NULL);
+    e2e_post_expect(&env.dtmq, "submit", body, 200);
+    finish(&env, "abort", gid, 409);
+    e2e_wait_status(&env.dtmq, gid, "succeed", 20);
+    finish(&env, "abort", gid, 409);
+    free(body);
     env_stop(&env);
 }
 END_TEST
 
 /*
- * Six prepared msgs: query_prepared answers A 200, B 409, C 425 then 200,
- * D 200; E is submitted and F aborted before their timeout. Exactly A, C, D,
- * E are delivered; E and F are never asked back.
+ * Seven prepared msgs: query_prepared answers A 200, B 409, C 425 then 200,
+ * D 200, G 200 with a FAILURE body (DTM reads the body too); E is submitted
+ * and F aborted before their timeout. Exactly A, C, D, E are delivered; E and
+ * F are never asked back.
  */
 START_TEST(msg_check_back_matrix)
 {
     msg_env env;
     env_start(&env, NULL);
-    char gids[6][64];
+    enum { N = 7 };
+    char gids[N][64];
     const char *deliver = "/api/Deliver";
     char url[256];
     svc_url(&env, deliver, url, sizeof(url));
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N; i++) {
         char prefix[16];
         snprintf(prefix, sizeof(prefix), "mx%c", 'a' + i);
         e2e_gid(gids[i], sizeof(gids[i]), prefix);
     }
     busi_rule(env.svc, QUERY_PREPARED, gids[1], NULL, 409, NULL, 0, -1);
     busi_rule(env.svc, QUERY_PREPARED, gids[2], NULL, 425, NULL, 0, 1);
-    for (int i = 0; i < 6; i++)
+    busi_rule(env.svc, QUERY_PREPARED, gids[6], NULL, 200, "{\"dtm_result\":\"FAILURE\"}", 0, -1);
+    for (int i = 0; i < N; i++)
         prepare(&env, gids[i], 1, json_pack("{s:[{s:s}], s:[s]}", "steps", "action", url, "payloads", gids[i]));
     finish(&env, "submit", gids[4], 200);
     finish(&env, "abort", gids[5], 200);
 
-    const char *want[] = {"succeed", "failed", "succeed", "succeed", "succeed", "failed"};
-    for (int i = 0; i < 6; i++)
+    const char *want[N] = {"succeed", "failed", "succeed", "succeed", "succeed", "failed", "failed"};
+    for (int i = 0; i < N; i++)
         e2e_wait_status(&env.dtmq, gids[i], want[i], 20);
     busi_wait(env.svc, QUERY_PREPARED, gids[4], NULL, 1, 1000); /* would E or F be asked late? */
 
-    const int delivered[] = {1, 0, 1, 1, 1, 0};
-    for (int i = 0; i < 6; i++)
+    const int delivered[N] = {1, 0, 1, 1, 1, 0, 0};
+    for (int i = 0; i < N; i++)
         ck_assert_msg(busi_count(env.svc, deliver, gids[i], "action") == delivered[i],
                       "msg %c delivered %d times, want %d", 'A' + i,
                       busi_count(env.svc, deliver, gids[i], "action"), delivered[i]);
@@ -441,6 +457,7 @@ START_TEST(msg_check_back_matrix)
     ck_assert_int_eq(qp_count(&env, gids[3]), 1);
     ck_assert_int_eq(qp_count(&env, gids[4]), 0);
     ck_assert_int_eq(qp_count(&env, gids[5]), 0);
+    ck_assert_int_eq(qp_count(&env, gids[6]), 1);
 
     busi_call *calls;
     size_t n = busi_calls(env.svc, &calls);
@@ -454,13 +471,30 @@ END_TEST
 
 /* ---- topics and bad input ------------------------------------------------ */
 
-/* GET or POST /api/dtmsvr/subscribe?topic=..&url=<busi path>&remark=..; asserts 200. */
+/* Percent-encodes s for a query string. */
+static void url_escape(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+    for (; *s && o + 4 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-_.~", c))
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, len - o, "%%%02X", c);
+    }
+    out[o] = '\0';
+}
+
+/* GET or POST /api/dtmsvr/subscribe?topic=..&url=<busi path, percent-encoded>&remark=..;
+ * asserts 200. */
 static void subscribe(const msg_env *env, const char *method, const char *topic, const char *path,
                       const char *remark)
 {
-    char url[256], route[512];
-    snprintf(route, sizeof(route), "/api/dtmsvr/subscribe?topic=%s&url=%s&remark=%s", topic,
-             svc_url(env, path, url, sizeof(url)), remark);
+    char url[256], escaped[768], route[1024];
+    url_escape(svc_url(env, path, url, sizeof(url)), escaped, sizeof(escaped));
+    snprintf(route, sizeof(route), "/api/dtmsvr/subscribe?topic=%s&url=%s&remark=%s", topic, escaped,
+             remark);
     int status = 0;
     json_t *j = e2e_call(&env->dtmq, method, route, strcmp(method, "POST") == 0 ? "" : NULL, &status);
     ck_assert_msg(status == 200, "%s %s: %d", method, route, status);
@@ -472,7 +506,7 @@ START_TEST(msg_topic_fans_out_to_every_subscriber)
     msg_env env;
     env_start(&env, NULL);
     subscribe(&env, "GET", "orders", "/api/SubA", "first");
-    subscribe(&env, "POST", "orders", "/api/SubB", "second");
+    subscribe(&env, "POST", "orders", "/api/SubB?tenant=7", "second"); /* its own query string */
     char *body = msg_body(&env, env.gid, 1,
                           json_pack("{s:[{s:s}], s:[s]}", "steps", "action", "topic://orders",
                                     "payloads", "{\"order\":7}"));
@@ -498,6 +532,11 @@ START_TEST(msg_unknown_topic_and_missing_query_prepared_are_rejected)
     char *body = msg_body(&env, env.gid, 1, json_pack("{s:[{s:s}]}", "steps", "action", "topic://nope"));
     post_rejected(&env, "submit", body, 400, "nope");
     post_rejected(&env, "prepare", body, 400, "nope");
+    assert_not_stored(&env, env.gid);
+    free(body);
+
+    body = msg_body(&env, env.gid, 1, json_pack("{s:[{s:s}]}", "steps", "action", "topic://"));
+    post_rejected(&env, "submit", body, 400, "topic://");
     assert_not_stored(&env, env.gid);
     free(body);
 
