@@ -12,13 +12,20 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KAFKA_CHECK_TIMEOUT_MS 10000
 
+#define KNOWN_TOPICS_MAX 4096
+
 struct kafka_link {
     char *mode;            /* "embedded", "external", "off" */
+    int partitions;        /* for topics dtmq creates */
+    pthread_mutex_t known_mu;
+    char **known;          /* topics that exist (checked or created), guarded by known_mu */
+    size_t known_count;
     char *bootstrap;       /* NULL when off */
     kafka_topics topics;
     kafka_producer *producer;
@@ -121,6 +128,8 @@ kafka_link *kafka_link_open(const dtmq_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "kafka: out of memory");
         return NULL;
     }
+    pthread_mutex_init(&link->known_mu, NULL);
+    link->partitions = cfg->kafka_partitions > 0 ? cfg->kafka_partitions : 4;
     int rc = 0;
     if (strcmp(setting, "off") == 0) {
         link->mode = strdup("off");
@@ -157,6 +166,41 @@ const char *kafka_link_mode(const kafka_link *link)
     return link->mode;
 }
 
+static int topic_known(kafka_link *link, const char *topic)
+{
+    for (size_t i = 0; i < link->known_count; i++)
+        if (strcmp(link->known[i], topic) == 0)
+            return 1;
+    return 0;
+}
+
+int kafka_link_ensure_topic(kafka_link *link, const char *topic, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&link->known_mu);
+    int rc = 0;
+    if (!topic_known(link, topic)) {
+        if (link->mock != NULL)
+            rc = rd_kafka_mock_topic_create(link->mock, topic, link->partitions, 1) ==
+                         RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+        else
+            rc = kafka_ensure_topics(link->bootstrap, &topic, 1, link->partitions, err, errlen);
+        if (rc != 0 && link->mock != NULL)
+            snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster", topic);
+        if (rc == 0 && link->known_count < KNOWN_TOPICS_MAX) {
+            char *copy = strdup(topic);
+            char **grown = copy ? realloc(link->known, (link->known_count + 1) * sizeof(char *)) : NULL;
+            if (grown) {
+                link->known = grown;
+                link->known[link->known_count++] = copy;
+            } else {
+                free(copy);
+            }
+        }
+    }
+    pthread_mutex_unlock(&link->known_mu);
+    return rc;
+}
+
 kafka_producer *kafka_link_producer(const kafka_link *link)
 {
     return link->producer;
@@ -184,6 +228,10 @@ void kafka_link_close(kafka_link *link)
         rd_kafka_mock_cluster_destroy(link->mock);
     if (link->mock_host != NULL)
         rd_kafka_destroy(link->mock_host);
+    for (size_t i = 0; i < link->known_count; i++)
+        free(link->known[i]);
+    free(link->known);
+    pthread_mutex_destroy(&link->known_mu);
     free(link->bootstrap);
     free(link->mode);
     free(link);

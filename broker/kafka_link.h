@@ -35,6 +35,12 @@ const kafka_topics *kafka_link_topics(const kafka_link *link);
 const char *kafka_link_bootstrap(const kafka_link *link);
 /* "embedded", "external" or "off". */
 const char *kafka_link_mode(const kafka_link *link);
+/* Makes sure a branch topic exists before the first message goes to it, so
+ * that workers subscribed to it see it at once (a consumer notices a topic
+ * created by auto-creation only at its next metadata refresh, minutes later).
+ * Remembers the topics it has checked. 0, or -1 with err. Thread-safe. */
+int kafka_link_ensure_topic(kafka_link *link, const char *topic, char *err, size_t errlen);
+
 /* Stops the producer (flushing what is queued for up to 5 s). NULL allowed. */
 void kafka_link_stop_producer(kafka_link *link);
 /* Closes the link (and stops the embedded cluster). NULL allowed. */

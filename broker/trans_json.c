@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define GID_MAX 128
@@ -93,6 +94,8 @@ static int parse_options(json_t *obj, trans_options *o, char *err, size_t errlen
             return fail(err, errlen, "branch_headers.%s: must be a string", k);
         if (strpbrk(k, "\r\n:") || strpbrk(json_string_value(v), "\r\n"))
             return fail(err, errlen, "branch_headers.%s: header names and values may not contain line breaks", k);
+        if (strncasecmp(k, "dtm-", 4) == 0) /* dtmq's own headers on Kafka branches */
+            return fail(err, errlen, "branch_headers.%s: names starting with dtm- are reserved", k);
     }
     o->branch_headers = json_incref(h);
     return 0;

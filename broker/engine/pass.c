@@ -445,7 +445,8 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
 {
     engine *e = w->e;
     const trans_branch *b = &a->t->branches[i];
-    if (e->kafka == NULL)
+    char err[300];
+    if (e->kafka == NULL || kafka_link_ensure_topic(e->b->kafka, b->url + 8, err, sizeof(err)) != 0)
         return -1;
     kafka_call_ctx *c = calloc(1, sizeof(*c));
     if (c == NULL || !(c->gid = strdup(a->gid)) || !(c->branch_id = strdup(b->branch_id)) ||
@@ -472,7 +473,9 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
         return -1;
     }
     int awaiting = c->await_reply;
-    if (kafka_produce(e->kafka, b->url + 8, a->gid, b->data, b->data_len, h, n, on_kafka_delivered, c) != 0) {
+    /* an empty payload is sent as an empty value, never as a null (a tombstone) */
+    const void *value = b->data ? (const void *)b->data : (const void *)"";
+    if (kafka_produce(e->kafka, b->url + 8, a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
         if (awaiting)
             replies_cancel(e, a->gid, b->branch_id, b->op);
         kafka_call_ctx_free(c);
