@@ -17,7 +17,7 @@
 
 B ?= build
 
-PKGS      := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1
+PKGS      := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1 libpq
 TEST_PKGS := check
 
 CC        ?= gcc

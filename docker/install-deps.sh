@@ -8,9 +8,9 @@ set -euo pipefail
 
 build_pkgs=(gcc make pkg-config ca-certificates
   librdkafka-dev libmongoc-dev libbson-dev libjansson-dev libcurl4-openssl-dev
-  libmicrohttpd-dev libsqlite3-dev libyaml-dev)
+  libmicrohttpd-dev libsqlite3-dev libyaml-dev libpq-dev)
 test_pkgs=(check valgrind kcat curl python3 python3-jsonschema default-jdk-headless maven golang-go
-  postgresql libpq-dev)
+  postgresql)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
