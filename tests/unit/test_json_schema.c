@@ -456,7 +456,7 @@ START_TEST(submit_schema_messages)
                           "$.reply_to: string \"a b\" does not match pattern \"^[A-Za-z0-9._-]{1,249}$\"");
     expect_embedded_error(n, "{\"gid\":\"g\",\"op\":\"registerBranch\",\"trans_type\":\"tcc\"}",
                           "$: required property 'branch_id' is missing");
-    expect_embedded_error(n, "{\"gid\":\"g\",\"op\":\"registerBranch\",\"trans_type\":\"workflow\",\"branch_id\":\"01\",\"status\":\"x\"}",
+    expect_embedded_error(n, "{\"gid\":\"g\",\"op\":\"registerBranch\",\"trans_type\":\"workflow\",\"branch_id\":\"01\",\"branch_op\":\"action\",\"status\":\"x\"}",
                           "$.status: value \"x\" is not one of \"succeed\", \"failed\"");
     char err[256];
     ck_assert_int_eq(run_embedded(n, "{\"gid\":\"g\",\"op\":\"abort\"}", err, sizeof(err)), 0);
