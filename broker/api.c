@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "access.h"
 #include "api_internal.h"
 #include "gid.h"
 #include "kafka_ingress.h"
@@ -24,6 +25,7 @@ typedef struct route {
     const char *path;
     int prefix;         /* path is a prefix (e.g. /api/dtmsvr/topic/) */
     route_fn fn;
+    int admin;          /* needs the admin token when AdminToken is set */
 } route;
 
 void api_reply_json(http_response *resp, int status, json_t *body)
@@ -146,27 +148,27 @@ static void route_info(broker *b, const http_request *req, http_response *resp)
 }
 
 static const route routes[] = {
-    {NULL, "/api/ping", 0, route_ping},
-    {"GET", "/api/dtmsvr/version", 0, route_version},
-    {"GET", "/api/dtmsvr/newGid", 0, route_new_gid},
-    {"GET", "/api/info", 0, route_info},
-    {"POST", "/api/dtmsvr/prepare", 0, api_prepare},
-    {"POST", "/api/dtmsvr/submit", 0, api_submit},
-    {"POST", "/api/dtmsvr/abort", 0, api_abort},
-    {"POST", "/api/dtmsvr/registerBranch", 0, api_register_branch},
-    {"POST", "/api/dtmsvr/registerXaBranch", 0, api_register_branch},
-    {"POST", "/api/dtmsvr/registerTccBranch", 0, api_register_branch},
-    {"POST", "/api/dtmsvr/prepareWorkflow", 0, api_prepare_workflow},
-    {"POST", "/api/dtmsvr/forceStop", 0, api_force_stop},
-    {"GET", "/api/dtmsvr/query", 0, api_query},
-    {"GET", "/api/dtmsvr/all", 0, api_all},
-    {"GET", "/api/dtmsvr/resetCronTime", 0, api_reset_cron_time},
-    {"POST", "/api/dtmsvr/resetNextCronTime", 0, api_reset_next_cron_time},
-    {NULL, "/api/dtmsvr/subscribe", 0, api_subscribe},
-    {NULL, "/api/dtmsvr/unsubscribe", 0, api_unsubscribe},
-    {"DELETE", "/api/dtmsvr/topic/", 1, api_delete_topic},
-    {"GET", "/api/dtmsvr/scanKV", 0, api_scan_kv},
-    {"GET", "/api/dtmsvr/queryKV", 0, api_query_kv},
+    {NULL, "/api/ping", 0, route_ping, 0},
+    {"GET", "/api/dtmsvr/version", 0, route_version, 0},
+    {"GET", "/api/dtmsvr/newGid", 0, route_new_gid, 0},
+    {"GET", "/api/info", 0, route_info, 0},
+    {"POST", "/api/dtmsvr/prepare", 0, api_prepare, 0},
+    {"POST", "/api/dtmsvr/submit", 0, api_submit, 0},
+    {"POST", "/api/dtmsvr/abort", 0, api_abort, 0},
+    {"POST", "/api/dtmsvr/registerBranch", 0, api_register_branch, 0},
+    {"POST", "/api/dtmsvr/registerXaBranch", 0, api_register_branch, 0},
+    {"POST", "/api/dtmsvr/registerTccBranch", 0, api_register_branch, 0},
+    {"POST", "/api/dtmsvr/prepareWorkflow", 0, api_prepare_workflow, 0},
+    {"POST", "/api/dtmsvr/forceStop", 0, api_force_stop, 1},
+    {"GET", "/api/dtmsvr/query", 0, api_query, 0},
+    {"GET", "/api/dtmsvr/all", 0, api_all, 0},
+    {"GET", "/api/dtmsvr/resetCronTime", 0, api_reset_cron_time, 1},
+    {"POST", "/api/dtmsvr/resetNextCronTime", 0, api_reset_next_cron_time, 1},
+    {NULL, "/api/dtmsvr/subscribe", 0, api_subscribe, 1},
+    {NULL, "/api/dtmsvr/unsubscribe", 0, api_unsubscribe, 1},
+    {"DELETE", "/api/dtmsvr/topic/", 1, api_delete_topic, 1},
+    {"GET", "/api/dtmsvr/scanKV", 0, api_scan_kv, 0},
+    {"GET", "/api/dtmsvr/queryKV", 0, api_query_kv, 0},
 };
 
 static int path_matches(const route *r, const char *path)
@@ -185,6 +187,10 @@ void api_handle(void *ctx, const http_request *req, http_response *resp)
             continue;
         path_known = 1;
         if (routes[i].method == NULL || strcmp(routes[i].method, req->method) == 0) {
+            if (routes[i].admin && !access_token_ok(b->cfg, http_header(req, "Authorization"))) {
+                api_reply_message(resp, 401, "unauthorized");
+                return;
+            }
             routes[i].fn(b, req, resp);
             return;
         }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "api_internal.h"
 #include "trans_json.h"
 
@@ -69,9 +70,12 @@ static void edit_topic(broker *b, const http_request *req, http_response *resp, 
     char why[300];
     if (topic[0] == '\0' || url[0] == '\0') {
         api_reply_message(resp, 400, "%s", topic[0] ? "url: missing" : "topic: missing (empty topic)");
-    } else if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-        snprintf(why, sizeof(why), "url: '%.200s' is not an http(s) URL", url);
+    } else if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0 &&
+               strncmp(url, "kafka://", 8) != 0) {
+        snprintf(why, sizeof(why), "url: '%.200s' is not an http(s):// or kafka:// URL", url);
         api_reply_message(resp, 400, "%s", why);
+    } else if (!access_url_allowed(b->cfg, url)) {
+        api_reply_message(resp, 403, "url: '%.200s' is not in BranchAllowlist", url);
     } else {
         for (int attempt = 0; attempt < KV_CAS_ATTEMPTS; attempt++) {
             store_kv_list kv;

@@ -52,7 +52,8 @@ int cli_parse_time(const char *text, long long *ms);
 void cli_print_transaction(FILE *out, const json_t *reply);
 
 /* Prints a table of transactions (an array of DTM Global objects): gid, type,
- * status, create time, next cron time; a header line first. */
+ * status, create time, next cron time ("-" once finished); a header line
+ * first. */
 void cli_print_transaction_list(FILE *out, const json_t *transactions);
 
 /* The error text of a server reply body: its "message", else its

@@ -176,6 +176,16 @@ static const char *cli_get_str(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+/* The next cron time of t, NULL once it finished: the store keeps the last
+ * one, but a finished transaction is never run again. */
+static const char *cli_next_cron(const json_t *t)
+{
+    const char *status = cli_get_str(t, "status");
+    if (status != NULL && (strcmp(status, "succeed") == 0 || strcmp(status, "failed") == 0))
+        return NULL;
+    return cli_get_str(t, "next_cron_time");
+}
+
 /* ---- query --------------------------------------------------------------- */
 
 #define CLI_LABEL_WIDTH 16
@@ -189,7 +199,7 @@ static void cli_print_field(FILE *out, const char *label, const char *value)
 
 static void cli_print_next_cron(FILE *out, const json_t *t)
 {
-    const char *next = cli_get_str(t, "next_cron_time");
+    const char *next = cli_next_cron(t);
     if (next == NULL || next[0] == '\0')
         return;
     json_int_t interval = json_integer_value(json_object_get(t, "next_cron_interval"));
@@ -307,7 +317,7 @@ void cli_print_transaction_list(FILE *out, const json_t *transactions)
         cells[i * NCOLS + 1] = cli_get_str(t, "trans_type");
         cells[i * NCOLS + 2] = cli_get_str(t, "status");
         cells[i * NCOLS + 3] = cli_get_str(t, "create_time");
-        cells[i * NCOLS + 4] = cli_get_str(t, "next_cron_time");
+        cells[i * NCOLS + 4] = cli_next_cron(t);
     }
     cli_print_table(out, header, NCOLS, cells, n);
     free(cells);

@@ -86,6 +86,8 @@ static bool config_check_kafka(const char *text, char **out, char *why, size_t w
 static bool config_check_topic_prefix(const char *text, char **out, char *why, size_t whylen);
 static bool config_check_url(const char *text, char **out, char *why, size_t whylen);
 static bool config_check_log_level(const char *text, char **out, char *why, size_t whylen);
+static bool config_check_token(const char *text, char **out, char *why, size_t whylen);
+static bool config_check_allowlist(const char *text, char **out, char *why, size_t whylen);
 static bool config_check_log_format(const char *text, char **out, char *why, size_t whylen);
 static bool config_store_from_mapping(struct config_loader *ld, size_t option,
                                       yaml_document_t *doc, yaml_node_t *map);
@@ -111,6 +113,8 @@ static const config_option config_options[] = {
     { "AlertRetryLimit",   "DTMQ_ALERT_RETRY_LIMIT",  "alert-retry-limit",  "N",     CONFIG_KIND_INT,    CONFIG_FIELD(alert_retry_limit),  0, 100,                NULL,                      NULL,                      "3",               "alert once a branch's retry interval has doubled N times" },
     { "AlertWebHook",      "DTMQ_ALERT_WEB_HOOK",     "alert-web-hook",     "URL",   CONFIG_KIND_STRING, CONFIG_FIELD(alert_web_hook),     0, 0,                  config_check_url,          NULL,                      "",                "http(s) URL that alerts are POSTed to; empty: no alerts" },
     { "MaxBodyBytes",      "DTMQ_MAX_BODY_BYTES",     "max-body-bytes",     "BYTES", CONFIG_KIND_LONG,   CONFIG_FIELD(max_body_bytes),     1, CONFIG_BODY_MAX,    NULL,                      NULL,                      "1048576",         "largest HTTP request body accepted" },
+    { "AdminToken",        "DTMQ_ADMIN_TOKEN",        "admin-token",        "TOKEN", CONFIG_KIND_STRING, CONFIG_FIELD(admin_token),        0, 0,                  config_check_token,                      NULL,                      "",                "when set, required (Authorization: Bearer TOKEN) by the admin page and the steering routes" },
+    { "BranchAllowlist",   "DTMQ_BRANCH_ALLOWLIST",   "branch-allowlist",   "PREFIXES", CONFIG_KIND_STRING, CONFIG_FIELD(branch_allowlist), 0, 0,              config_check_allowlist,                      NULL,                      "",                "comma-separated URL prefixes every branch URL must start with (http://host:port/, kafka://topic-prefix); empty: any" },
     { "LogLevel",          "DTMQ_LOG_LEVEL",          "log-level",          "LEVEL", CONFIG_KIND_STRING, CONFIG_FIELD(log_level),          0, 0,                  config_check_log_level,    NULL,                      "info",            "debug, info, warn or error" },
     { "LogFormat",         "DTMQ_LOG_FORMAT",         "log-format",         "FORMAT", CONFIG_KIND_STRING, CONFIG_FIELD(log_format),        0, 0,                  config_check_log_format,   NULL,                      "text",            "text or json" },
 };
@@ -366,6 +370,35 @@ static bool config_check_url(const char *text, char **out, char *why, size_t why
             snprintf(why, whylen, "'%s' is not an http:// or https:// URL", text);
             return false;
         }
+    }
+    return config_copy_out(text, out, why, whylen);
+}
+
+/* A token: printable ASCII without spaces (it travels in an HTTP header). */
+static bool config_check_token(const char *text, char **out, char *why, size_t whylen)
+{
+    for (const char *p = text; *p; p++)
+        if (*p <= ' ' || *p > '~') {
+            snprintf(why, whylen, "the token may only hold printable ASCII without spaces");
+            return false;
+        }
+    return config_copy_out(text, out, why, whylen);
+}
+
+/* Comma-separated URL prefixes, each http://, https:// or kafka:// with
+ * something after the scheme. */
+static bool config_check_allowlist(const char *text, char **out, char *why, size_t whylen)
+{
+    const char *p = text;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int ok = (n > 7 && strncmp(p, "http://", 7) == 0) || (n > 8 && strncmp(p, "https://", 8) == 0) ||
+                 (n > 8 && strncmp(p, "kafka://", 8) == 0);
+        if (!ok) {
+            snprintf(why, whylen, "'%.*s' is not an http://, https:// or kafka:// prefix", (int)n, p);
+            return false;
+        }
+        p += n + (p[n] == ',');
     }
     return config_copy_out(text, out, why, whylen);
 }

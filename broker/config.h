@@ -38,6 +38,8 @@ typedef struct dtmq_config {
     int alert_retry_limit;
     char *alert_web_hook;       /* owned, "" when unset */
     long max_body_bytes;
+    char *admin_token;          /* owned, "" when unset */
+    char *branch_allowlist;     /* owned, comma-separated URL prefixes, "" = any */
     char *log_level;            /* owned: debug|info|warn|error */
     char *log_format;           /* owned: text|json */
     char *config_file;          /* owned, NULL when no -c */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../access.h"
 #include "../events.h"
 #include "../log.h"
 
@@ -56,24 +57,33 @@ static void reply_store_error(cmd_reply *out, const char *what, store_result r)
 /* ---- building transactions -------------------------------------------- */
 
 /* A branch URL dtmq can call: empty (no-op), http(s)://, kafka://TOPIC (when
- * Kafka is on), and for msg topic://NAME. */
-static int url_allowed(const broker *b, const char *url, int allow_topic, char *why, size_t len)
+ * Kafka is on), and for msg topic://NAME; and within BranchAllowlist. Returns
+ * 0, or the HTTP status to refuse it with (400 malformed, 403 not allowed)
+ * after writing why. */
+static int url_check(const broker *b, const char *url, int allow_topic, char *why, size_t len)
 {
-    if (url[0] == '\0' || strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
-        return 1;
+    int http = strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+    int kafka = strncmp(url, "kafka://", 8) == 0;
+    const char *topic = url + 8;
     if (allow_topic && strncmp(url, "topic://", 8) == 0 && url[8] != '\0')
-        return 1;
-    if (strncmp(url, "kafka://", 8) == 0) {
-        const char *topic = url + 8;
-        if (b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)
-            snprintf(why, len, "'%.200s': kafka:// branches need Kafka, which is off here", url);
-        else if (topic[0] == '\0' || strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(topic) || strlen(topic) > 249)
-            snprintf(why, len, "'%.200s': not a valid Kafka topic name", url);
-        else
-            return 1;
-        return 0;
+        return 0; /* subscribers were checked when they subscribed */
+    if (kafka && (b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)) {
+        snprintf(why, len, "'%.200s': kafka:// branches need Kafka, which is off here", url);
+        return 400;
     }
-    snprintf(why, len, "'%.200s' is not an http(s)://, kafka://%s URL", url, allow_topic ? " or topic://" : "");
+    if (kafka && (topic[0] == '\0' || strlen(topic) > 249 ||
+                  strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(topic))) {
+        snprintf(why, len, "'%.200s': not a valid Kafka topic name", url);
+        return 400;
+    }
+    if (url[0] != '\0' && !http && !kafka) {
+        snprintf(why, len, "'%.200s' is not an http(s)://, kafka://%s URL", url, allow_topic ? " or topic://" : "");
+        return 400;
+    }
+    if (!access_url_allowed(b->cfg, url)) {
+        snprintf(why, len, "'%.200s' is not in BranchAllowlist", url);
+        return 403;
+    }
     return 0;
 }
 
@@ -108,16 +118,19 @@ static int build_saga_rows(const broker *b, const trans_request *req, trans_glob
     json_array_foreach(req->steps, i, step) {
         const char *action = step_url(step, "action"), *comp = step_url(step, "compensate");
         char why[300];
-        if (!url_allowed(b, action, 0, why, sizeof(why)) || !url_allowed(b, comp, 0, why, sizeof(why))) {
+        int code = url_check(b, action, 0, why, sizeof(why));
+        if (code == 0)
+            code = url_check(b, comp, 0, why, sizeof(why));
+        if (code != 0) {
             snprintf(err, len, "steps[%zu]: %s", i, why);
-            return -1;
+            return code;
         }
         char id[48];
         snprintf(id, sizeof(id), "%02zu", i + 1);
         if (add_row(t, id, "compensate", comp, payload_at(req, i), now) ||
             add_row(t, id, "action", action, payload_at(req, i), now)) {
             snprintf(err, len, "out of memory");
-            return -1;
+            return 500;
         }
     }
     return 0;
@@ -151,26 +164,27 @@ static int build_msg_rows(broker *b, const trans_request *req, trans_global *t, 
     json_array_foreach(req->steps, i, step) {
         const char *action = step_url(step, "action");
         char why[300], id[48];
-        if (!url_allowed(b, action, 1, why, sizeof(why))) {
+        int code = url_check(b, action, 1, why, sizeof(why));
+        if (code != 0) {
             snprintf(err, len, "steps[%zu]: %s", i, why);
-            return -1;
+            return code;
         }
         if (strncmp(action, "topic://", 8) != 0) {
             snprintf(id, sizeof(id), "%02zu", i + 1);
             if (add_row(t, id, "action", action, payload_at(req, i), now))
-                return snprintf(err, len, "out of memory"), -1;
+                return snprintf(err, len, "out of memory"), 500;
             continue;
         }
         json_t *subs = topic_subscribers(b, action + 8, err, len);
         if (subs == NULL)
-            return -1;
+            return 400;
         size_t j;
         json_t *sub;
         json_array_foreach(subs, j, sub) {
             snprintf(id, sizeof(id), "%02zu-%02zu", i + 1, j + 1);
             if (add_row(t, id, "action", step_url(sub, "url"), payload_at(req, i), now)) {
                 json_decref(subs);
-                return snprintf(err, len, "out of memory"), -1;
+                return snprintf(err, len, "out of memory"), 500;
             }
         }
         json_decref(subs);
@@ -178,10 +192,21 @@ static int build_msg_rows(broker *b, const trans_request *req, trans_global *t, 
     return 0;
 }
 
-/* The global row of a new transaction in the given status. */
-static trans_global *new_trans(broker *b, const trans_request *req, const char *status,
-                               int64_t now, char *err, size_t len)
+/* Builds the row of a new transaction in the given status into *out.
+ * Returns 0, or the HTTP status to refuse it with (400 malformed, 403 not
+ * allowed, 500 out of memory) with err saying why. */
+static int new_trans(broker *b, const trans_request *req, const char *status, int64_t now,
+                     trans_global **out, char *err, size_t len)
 {
+    *out = NULL;
+    if (req->query_prepared && req->query_prepared[0]) {
+        char why[300];
+        int code = url_check(b, req->query_prepared, 0, why, sizeof(why));
+        if (code != 0) {
+            snprintf(err, len, "query_prepared: %s", why);
+            return code;
+        }
+    }
     trans_global *t = trans_new();
     char *options = trans_options_to_text(&req->opts);
     if (t == NULL || options == NULL || trans_set_str(&t->gid, req->gid) ||
@@ -193,7 +218,7 @@ static trans_global *new_trans(broker *b, const trans_request *req, const char *
         snprintf(err, len, "out of memory");
         free(options);
         trans_free(t);
-        return NULL;
+        return 500;
     }
     t->options = options;
     t->create_time = t->update_time = now;
@@ -208,9 +233,10 @@ static trans_global *new_trans(broker *b, const trans_request *req, const char *
         rc = build_msg_rows(b, req, t, now, err, len);
     if (rc != 0) {
         trans_free(t);
-        return NULL;
+        return rc;
     }
-    return t;
+    *out = t;
+    return 0;
 }
 
 /* When a prepared transaction is first looked at: at its timeout. */
@@ -226,9 +252,10 @@ static store_result create_prepared(broker *b, const trans_request *req, cmd_rep
 {
     char err[512];
     int64_t now = dtmq_now_ms();
-    trans_global *t = new_trans(b, req, TRANS_PREPARED, now, err, sizeof(err));
-    if (t == NULL) {
-        reply_error(out, 400, "%s", err);
+    trans_global *t = NULL;
+    int code = new_trans(b, req, TRANS_PREPARED, now, &t, err, sizeof(err));
+    if (code != 0) {
+        reply_error(out, code, "%s", err);
         return STORE_INVALID;
     }
     t->next_cron_time = prepared_deadline(b, req, now);
@@ -408,9 +435,10 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
     }
     char err[512];
     int64_t now = dtmq_now_ms();
-    trans_global *t = new_trans(b, req, TRANS_SUBMITTED, now, err, sizeof(err));
-    if (t == NULL) {
-        reply_error(out, 400, "%s", err);
+    trans_global *t = NULL;
+    int code = new_trans(b, req, TRANS_SUBMITTED, now, &t, err, sizeof(err));
+    if (code != 0) {
+        reply_error(out, code, "%s", err);
         return;
     }
     int64_t lease_until = now + engine_lease_ms(b->engine, &req->opts);
@@ -489,15 +517,19 @@ static int register_rows(const broker *b, json_t *body, const char *type, trans_
     int rc = 0;
     if (strcmp(type, "tcc") == 0) {
         const char *confirm = flat_string(body, "confirm"), *cancel = flat_string(body, "cancel");
-        if (!url_allowed(b, confirm, 0, why, sizeof(why)) || !url_allowed(b, cancel, 0, why, sizeof(why))) {
-            reply_error(out, 400, "confirm/cancel: %s", why);
+        int code = url_check(b, confirm, 0, why, sizeof(why));
+        if (code == 0)
+            code = url_check(b, cancel, 0, why, sizeof(why));
+        if (code != 0) {
+            reply_error(out, code, "confirm/cancel: %s", why);
             return -1;
         }
         rc = add_row(rows, bid, "cancel", cancel, data, now) || add_row(rows, bid, "confirm", confirm, data, now);
     } else if (strcmp(type, "xa") == 0) {
         const char *url = flat_string(body, "url");
-        if (!url_allowed(b, url, 0, why, sizeof(why))) {
-            reply_error(out, 400, "url: %s", why);
+        int code = url_check(b, url, 0, why, sizeof(why));
+        if (code != 0) {
+            reply_error(out, code, "url: %s", why);
             return -1;
         }
         rc = add_row(rows, bid, "rollback", url, data, now) || add_row(rows, bid, "commit", url, data, now);

@@ -228,9 +228,20 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 int http_do(const char *method, const char *url, const char *body, char **resp)
 {
+    return http_do_headers(method, url, body, NULL, resp);
+}
+
+int http_do_headers(const char *method, const char *url, const char *body, const char *token,
+                    char **resp)
+{
     CURL *c = curl_easy_init();
     growbuf b = {calloc(1, 1), 0};
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    char auth[512];
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

@@ -82,6 +82,10 @@ void e2e_wait_status(const dtmq_proc *p, const char *gid, const char *want, int 
 /* A fresh gid for a test ("<prefix>-<random>"). */
 void e2e_gid(char *buf, size_t len, const char *prefix);
 
+/* http_do with "Authorization: Bearer <token>" when token is not NULL. */
+int http_do_headers(const char *method, const char *url, const char *body, const char *token,
+                    char **resp);
+
 /* Reads a whole file (malloc'd) or NULL. */
 char *read_file(const char *path);
 
