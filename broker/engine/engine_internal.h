@@ -11,6 +11,7 @@
 #ifndef DTMQ_ENGINE_INTERNAL_H
 #define DTMQ_ENGINE_INTERNAL_H
 
+#include <jansson.h>
 #include <pthread.h>
 
 #include "../../connectors/dispatch/http_dispatch.h"
@@ -42,6 +43,7 @@ typedef struct active {
     int had_ongoing;
     char last_error[512];
     int rerun;                /* a kick arrived during the pass: run another */
+    json_t *attempts;         /* calls made this pass, for ext_data.attempts (attempts.c) */
     int64_t lease_until;
     waiter *waiters;
     struct active *next;      /* hash chain */
@@ -58,6 +60,8 @@ typedef struct event {
     dispatch_outcome outcome; /* EV_RESULT */
     int http_status;
     char *text;               /* EV_RESULT: what the call said (status + body or error) */
+    int64_t started_ms;       /* EV_RESULT: when the call went out (0 = unknown) */
+    int64_t finished_ms;      /* EV_RESULT: when its result came */
     struct event *next;
 } event;
 
@@ -93,10 +97,18 @@ struct engine {
 void engine_post(engine *e, event *ev);
 unsigned engine_hash(const char *gid);
 
+/* attempts.c: the bounded record of call attempts kept in ext_data */
+void attempts_record(active *a, const event *ev);
+/* ext_data with this pass's attempts merged in (the last ATTEMPTS_KEPT),
+ * retry_count increased when count_retry, last_error set (or removed when
+ * NULL); *retry_count gets the new count. malloc'd text. */
+char *attempts_ext_data(const active *a, int count_retry, const char *last_error,
+                        int64_t *retry_count);
+
 /* replies.c */
 /* Registers a wait for a Kafka branch's reply; 0 or -1. */
 int replies_expect(engine *e, const char *gid, const char *branch_id, const char *op, long branch,
-                   int64_t deadline_ms);
+                   int64_t started_ms, int64_t deadline_ms);
 void replies_cancel(engine *e, const char *gid, const char *branch_id, const char *op);
 void *replies_timer_main(void *arg);
 void replies_free_all(engine *e);

@@ -64,6 +64,7 @@ void active_free(active *a)
 {
     trans_free(a->t);
     trans_options_clear(&a->opts);
+    json_decref(a->attempts);
     free(a->in_flight);
     free(a->tried);
     free(a->gid);
@@ -184,7 +185,18 @@ static int record_status(worker *w, active *a, const char *status, const char *r
         ch.rollback_time = ch.finish_time = now;
     if (reason && reason[0])
         ch.rollback_reason = reason;
+    int64_t retry_count = 0;
+    char *ext = NULL;
+    if (a->attempts && json_array_size(a->attempts) > 0) /* they ride along with this write */
+        ch.ext_data = ext = attempts_ext_data(a, 0, NULL, &retry_count);
     store_result r = store_change_status(w->e->b->store, a->gid, a->t->status, &ch);
+    if (r == STORE_OK && ext) {
+        free(a->t->ext_data);
+        a->t->ext_data = ext;
+        ext = NULL;
+        json_array_clear(a->attempts);
+    }
+    free(ext);
     if (r == STORE_OK) {
         log_gid_info(a->gid, "%s %s -> %s%s%s", a->t->trans_type, a->t->status, status,
                      reason && reason[0] ? ": " : "", reason ? reason : "");
@@ -292,6 +304,8 @@ static void on_call_done(void *arg, const http_call_result *res)
         ev->branch = ctx->branch;
         ev->outcome = res->outcome;
         ev->http_status = res->http_status;
+        ev->started_ms = res->started_ms;
+        ev->finished_ms = res->finished_ms;
         size_t n = res->http_status ? strlen(res->body) + 32 : strlen(res->error) + 32;
         if (n > 600)
             n = 600;
@@ -399,6 +413,7 @@ typedef struct kafka_call_ctx {
     char *op;
     long branch;
     int await_reply; /* saga/tcc/xa: the worker's reply decides; msg: the ack does */
+    int64_t started_ms;
 } kafka_call_ctx;
 
 static void kafka_call_ctx_free(kafka_call_ctx *c)
@@ -410,7 +425,7 @@ static void kafka_call_ctx_free(kafka_call_ctx *c)
 }
 
 static void post_call_result(engine *e, const char *gid, long branch, dispatch_outcome outcome,
-                             const char *text)
+                             const char *text, int64_t started_ms)
 {
     event *ev = calloc(1, sizeof(*ev));
     if (ev == NULL)
@@ -420,6 +435,8 @@ static void post_call_result(engine *e, const char *gid, long branch, dispatch_o
     ev->branch = branch;
     ev->outcome = outcome;
     ev->text = strdup(text);
+    ev->started_ms = started_ms;
+    ev->finished_ms = dtmq_now_ms();
     engine_post(e, ev);
 }
 
@@ -432,9 +449,9 @@ static void on_kafka_delivered(void *arg, int ok, const char *error)
             replies_cancel(c->e, c->gid, c->branch_id, c->op);
         char text[400];
         snprintf(text, sizeof(text), "publish failed: %.300s", error);
-        post_call_result(c->e, c->gid, c->branch, DISPATCH_ERROR, text);
+        post_call_result(c->e, c->gid, c->branch, DISPATCH_ERROR, text, c->started_ms);
     } else if (!c->await_reply) {
-        post_call_result(c->e, c->gid, c->branch, DISPATCH_SUCCESS, "published");
+        post_call_result(c->e, c->gid, c->branch, DISPATCH_SUCCESS, "published", c->started_ms);
     }
     kafka_call_ctx_free(c);
 }
@@ -457,6 +474,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     }
     c->e = e;
     c->branch = (long)i;
+    c->started_ms = dtmq_now_ms();
     c->await_reply = strcmp(a->t->trans_type, "msg") != 0;
     kafka_header h[32] = {{"dtm-gid", a->gid}, {"dtm-trans-type", a->t->trans_type},
                           {"dtm-branch-id", b->branch_id}, {"dtm-op", b->op},
@@ -467,8 +485,8 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     json_object_foreach(a->opts.branch_headers, key, v)
         if (n < 32)
             h[n++] = (kafka_header){key, json_string_value(v)};
-    int64_t deadline = dtmq_now_ms() + request_timeout_ms(e, a);
-    if (c->await_reply && replies_expect(e, a->gid, b->branch_id, b->op, (long)i, deadline) != 0) {
+    int64_t deadline = c->started_ms + request_timeout_ms(e, a);
+    if (c->await_reply && replies_expect(e, a->gid, b->branch_id, b->op, (long)i, c->started_ms, deadline) != 0) {
         kafka_call_ctx_free(c);
         return -1;
     }
@@ -588,29 +606,6 @@ static void schedule(const engine *e, const active *a, const plan *p, int64_t no
     }
 }
 
-/* ext_data keeps the engine's bookkeeping: retry_count and the last error,
- * shown by /query so a stuck branch is visible. Returns malloc'd text. */
-static char *updated_ext_data(const active *a, int64_t *retry_count)
-{
-    json_t *ext = a->t->ext_data ? json_loads(a->t->ext_data, 0, NULL) : NULL;
-    if (!json_is_object(ext)) {
-        json_decref(ext);
-        ext = json_object();
-    }
-    json_t *rc = json_object_get(ext, "retry_count");
-    *retry_count = json_is_integer(rc) ? json_integer_value(rc) : 0;
-    if (a->had_error || a->had_ongoing)
-        (*retry_count)++;
-    json_object_set_new(ext, "retry_count", json_integer(*retry_count));
-    if (a->had_error)
-        json_object_set_new(ext, "last_error", json_string(a->last_error));
-    else
-        json_object_del(ext, "last_error");
-    char *text = json_dumps(ext, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(ext);
-    return text;
-}
-
 static void ignore_alert_result(void *arg, const http_call_result *res)
 {
     if (res->outcome != DISPATCH_SUCCESS)
@@ -682,7 +677,8 @@ static int end_pass(worker *w, active *a, const plan *p)
     }
     int64_t now = dtmq_now_ms(), next = 0, interval = 0, retry_count = 0;
     schedule(w->e, a, p, now, &next, &interval);
-    char *ext = updated_ext_data(a, &retry_count);
+    char *ext = attempts_ext_data(a, a->had_error || a->had_ongoing,
+                                  a->had_error ? a->last_error : NULL, &retry_count);
     /* owner "" gives the lease up: the transaction is idle until next */
     store_status_change ch = {.status = a->t->status, .update_time = now, .next_cron_time = next,
                               .next_cron_interval = interval, .ext_data = ext, .owner = ""};
@@ -792,6 +788,7 @@ void pass_on_result(worker *w, event *ev)
         a->special_in_flight = 0;
     if (w->e->stopping)
         return; /* recorded nothing: released at stop, redone after restart */
+    attempts_record(a, ev);
     apply_result(w, a, ev);
     pass_continue(w, a);
 }

@@ -27,6 +27,7 @@ typedef struct reply_wait {
     char *branch_id;
     char *op;
     long branch;
+    int64_t started_ms;
     int64_t deadline_ms;
     struct reply_wait *next;
 } reply_wait;
@@ -45,7 +46,7 @@ static void wait_free(reply_wait *w)
 }
 
 int replies_expect(engine *e, const char *gid, const char *branch_id, const char *op, long branch,
-                   int64_t deadline_ms)
+                   int64_t started_ms, int64_t deadline_ms)
 {
     reply_wait *w = calloc(1, sizeof(*w));
     if (w == NULL || !(w->gid = strdup(gid)) || !(w->branch_id = strdup(branch_id)) ||
@@ -55,6 +56,7 @@ int replies_expect(engine *e, const char *gid, const char *branch_id, const char
         return -1;
     }
     w->branch = branch;
+    w->started_ms = started_ms;
     w->deadline_ms = deadline_ms;
     pthread_mutex_lock(&e->replies_mu);
     reply_wait **bucket = (reply_wait **)&e->replies[wait_bucket(gid)];
@@ -102,6 +104,8 @@ static void post_result(engine *e, reply_wait *w, dispatch_outcome outcome, cons
     ev->branch = w->branch;
     ev->outcome = outcome;
     ev->text = strdup(text);
+    ev->started_ms = w->started_ms;
+    ev->finished_ms = dtmq_now_ms();
     wait_free(w);
     engine_post(e, ev);
 }
