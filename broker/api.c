@@ -169,6 +169,7 @@ static const route routes[] = {
     {"DELETE", "/api/dtmsvr/topic/", 1, api_delete_topic, 1},
     {"GET", "/api/dtmsvr/scanKV", 0, api_scan_kv, 0},
     {"GET", "/api/dtmsvr/queryKV", 0, api_query_kv, 0},
+    {"GET", "/api/admin/stats", 0, api_stats, 1},
 };
 
 static int path_matches(const route *r, const char *path)

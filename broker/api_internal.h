@@ -45,6 +45,7 @@ void api_query(broker *b, const http_request *req, http_response *resp);
 void api_all(broker *b, const http_request *req, http_response *resp);
 void api_reset_cron_time(broker *b, const http_request *req, http_response *resp);
 void api_reset_next_cron_time(broker *b, const http_request *req, http_response *resp);
+void api_stats(broker *b, const http_request *req, http_response *resp);
 
 /* api_topics.c */
 void api_subscribe(broker *b, const http_request *req, http_response *resp);

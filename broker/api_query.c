@@ -106,3 +106,18 @@ void api_reset_next_cron_time(broker *b, const http_request *req, http_response 
                           store_last_error());
     json_decref(body);
 }
+
+/* GET /api/admin/stats: how many transactions are in each status. */
+void api_stats(broker *b, const http_request *req, http_response *resp)
+{
+    store_status_counts c;
+    store_result r = store_count_by_status(b->store, &c);
+    if (r != STORE_OK) {
+        api_reply_message(resp, 500, "stats: store %s: %s", store_result_name(r), store_last_error());
+        return;
+    }
+    api_reply_json(resp, 200, json_pack("{s:{s:I, s:I, s:I, s:I, s:I}}", "transactions",
+                                        "prepared", (json_int_t)c.prepared, "submitted",
+                                        (json_int_t)c.submitted, "aborting", (json_int_t)c.aborting,
+                                        "succeed", (json_int_t)c.succeed, "failed", (json_int_t)c.failed));
+}

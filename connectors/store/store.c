@@ -219,6 +219,24 @@ store_result store_list_trans(store *s, const store_filter *filter, const char *
                               next_cursor);
 }
 
+store_result store_count_by_status(store *s, store_status_counts *out)
+{
+    clear_error();
+    memset(out, 0, sizeof(*out));
+    return s->ops->count_by_status(s, out);
+}
+
+/* The counter of status in c, or NULL for a status the store does not know. */
+int64_t *store_status_counter(store_status_counts *c, const char *status)
+{
+    static const char *const names[] = {"prepared", "submitted", "aborting", "succeed", "failed"};
+    int64_t *slots[] = {&c->prepared, &c->submitted, &c->aborting, &c->succeed, &c->failed};
+    for (size_t i = 0; status && i < 5; i++)
+        if (strcmp(status, names[i]) == 0)
+            return slots[i];
+    return NULL;
+}
+
 void store_trans_list_clear(store_trans_list *l)
 {
     for (size_t i = 0; i < l->count; i++)

@@ -177,6 +177,12 @@ store_result store_list_trans(store *s, const store_filter *filter, const char *
                               int limit, store_trans_list *out, char **next_cursor);
 void store_trans_list_clear(store_trans_list *l);
 
+/* How many transactions are in each status (for the admin page and metrics). */
+typedef struct store_status_counts {
+    int64_t prepared, submitted, aborting, succeed, failed;
+} store_status_counts;
+store_result store_count_by_status(store *s, store_status_counts *out);
+
 /* ---- key/value (msg topics) -------------------------------------------- */
 
 typedef struct store_kv {

@@ -32,6 +32,7 @@ typedef struct store_ops {
                                      int *moved, bool *has_remaining);
     store_result (*list_trans)(store *s, const store_filter *filter, const char *cursor,
                                int limit, store_trans_list *out, char **next_cursor);
+    store_result (*count_by_status)(store *s, store_status_counts *out);
     store_result (*kv_create)(store *s, const char *cat, const char *key, const char *value);
     store_result (*kv_get)(store *s, const char *cat, const char *key, store_kv_list *out);
     store_result (*kv_update)(store *s, const char *cat, const char *key, const char *value,
@@ -49,6 +50,9 @@ struct store {
 /* Records this thread's error text (printf-style) and returns result. */
 store_result store_set_error(store_result result, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Where the count of status goes in c; NULL for an unknown status. */
+int64_t *store_status_counter(store_status_counts *c, const char *status);
 
 /* Backend constructors: NULL on failure with a line in err. */
 store *store_sqlite_open(const char *path, char *err, size_t errlen);

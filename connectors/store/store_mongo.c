@@ -498,6 +498,7 @@ static const store_ops mongo_store_ops = {
     .touch_cron = mongo_store_touch_cron,
     .reset_cron_times = mongo_store_reset_cron_times,
     .list_trans = mongo_store_list_trans,
+    .count_by_status = mongo_store_count_by_status,
     .kv_create = mongo_store_kv_create,
     .kv_get = mongo_store_kv_get,
     .kv_update = mongo_store_kv_update,

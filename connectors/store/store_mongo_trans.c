@@ -558,3 +558,26 @@ store_result mongo_store_list_trans(store *s, const store_filter *filter, const 
         store_trans_list_clear(out);
     return r;
 }
+
+/* One count per status (FerretDB v1 lacks $group on this path); each uses
+ * the (status, next_cron_time) index. Not one snapshot: counts taken while
+ * transactions move may be off by those in flight. */
+store_result mongo_store_count_by_status(store *s, store_status_counts *out)
+{
+    static const char *const statuses[] = {"prepared", "submitted", "aborting", "succeed", "failed"};
+    mongo_op op;
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL, false);
+    store_result r = op.coll ? STORE_OK : store_set_error(STORE_UNAVAILABLE, "mongodb: count: no connection");
+    for (size_t i = 0; r == STORE_OK && i < 5; i++) {
+        bson_t *q = BCON_NEW("status", BCON_UTF8(statuses[i]));
+        bson_error_t e;
+        int64_t n = mongoc_collection_count_documents(op.coll, q, NULL, NULL, NULL, &e);
+        bson_destroy(q);
+        if (n < 0)
+            r = mongo_failed("count_by_status", &e);
+        else
+            *store_status_counter(out, statuses[i]) = n;
+    }
+    mongo_op_end(&op);
+    return r;
+}

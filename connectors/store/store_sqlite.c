@@ -288,6 +288,7 @@ static const store_ops sqlite_store_ops = {
     .touch_cron = sqlite_store_touch_cron,
     .reset_cron_times = sqlite_store_reset_cron_times,
     .list_trans = sqlite_store_list_trans,
+    .count_by_status = sqlite_store_count_by_status,
     .kv_create = sqlite_store_kv_create,
     .kv_get = sqlite_store_kv_get,
     .kv_update = sqlite_store_kv_update,

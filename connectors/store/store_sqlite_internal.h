@@ -46,6 +46,7 @@ typedef enum sqlite_stmt_slot {
     SQ_KV_UPDATE,
     SQ_KV_DELETE,
     SQ_KV_SCAN,
+    SQ_TRANS_COUNT_BY_STATUS,
     SQ_SLOT_COUNT
 } sqlite_stmt_slot;
 
@@ -132,6 +133,7 @@ store_result sqlite_store_touch_cron(store *s, const char *gid, const char *owne
 store_result sqlite_store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms,
                                            int limit, int *moved, bool *has_remaining);
 
+store_result sqlite_store_count_by_status(store *s, store_status_counts *out);
 store_result sqlite_store_list_trans(store *s, const store_filter *filter, const char *cursor,
                                      int limit, store_trans_list *out, char **next_cursor);
 

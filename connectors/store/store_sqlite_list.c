@@ -145,3 +145,29 @@ store_result sqlite_store_list_trans(store *s, const store_filter *filter, const
     }
     return r;
 }
+
+/* One GROUP BY over the status column (the (status, next_cron_time) index
+ * covers it), inside a read transaction so the counts are one snapshot. */
+store_result sqlite_store_count_by_status(store *s, store_status_counts *out)
+{
+    sqlite_store *ss = sqlite_store_of(s);
+    store_result r = sqlite_store_begin_read(ss);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *st = sqlite_store_stmt(ss, SQ_TRANS_COUNT_BY_STATUS,
+                                         "SELECT status, COUNT(*) FROM trans_global GROUP BY status");
+    if (st == NULL) {
+        r = STORE_UNAVAILABLE;
+    } else {
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t *slot = store_status_counter(out, (const char *)sqlite3_column_text(st, 0));
+            if (slot)
+                *slot = sqlite3_column_int64(st, 1);
+        }
+        if (rc != SQLITE_DONE)
+            r = sqlite_store_fail(ss, "count_by_status");
+    }
+    sqlite_store_release(st);
+    return sqlite_store_end(ss, r);
+}

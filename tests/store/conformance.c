@@ -1567,6 +1567,32 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------------- */
 
+START_TEST(test_count_by_status)
+{
+    store_status_counts c;
+    ck_assert_int_eq(store_count_by_status(S, &c), STORE_OK);
+    ck_assert_int_eq(c.prepared + c.submitted + c.aborting + c.succeed + c.failed, 0);
+    const char *statuses[] = {"prepared", "submitted", "submitted", "aborting", "succeed",
+                              "succeed", "succeed", "failed"};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char gid[32];
+        snprintf(gid, sizeof(gid), "count-%zu", i);
+        create_simple(gid, "saga", statuses[i], 1000 + (int64_t)i, 0);
+    }
+    ck_assert_int_eq(store_count_by_status(S, &c), STORE_OK);
+    ck_assert_int_eq(c.prepared, 1);
+    ck_assert_int_eq(c.submitted, 2);
+    ck_assert_int_eq(c.aborting, 1);
+    ck_assert_int_eq(c.succeed, 3);
+    ck_assert_int_eq(c.failed, 1);
+    store_status_change ch = {.status = "failed", .update_time = 5000};
+    ck_assert_int_eq(store_change_status(S, "count-1", "submitted", &ch), STORE_OK);
+    ck_assert_int_eq(store_count_by_status(S, &c), STORE_OK);
+    ck_assert_int_eq(c.submitted, 1);
+    ck_assert_int_eq(c.failed, 2);
+}
+END_TEST
+
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1613,6 +1639,7 @@ static Suite *store_suite(void)
     tc = tcase("list");
     tcase_add_test(tc, test_list_paging_newest_first);
     tcase_add_test(tc, test_list_full_row_fields);
+    tcase_add_test(tc, test_count_by_status);
     tcase_add_test(tc, test_list_filters);
     tcase_add_test(tc, test_list_invalid_arguments);
     tcase_add_test(tc, test_list_stable_while_creating);
