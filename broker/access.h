@@ -9,8 +9,9 @@
 
 #include "config.h"
 
-/* True when no token is configured, or authorization is "Bearer <token>"
- * (compared in constant time). */
+/* True when no token is configured, or authorization is "Bearer <token>" or
+ * "Basic base64(any-user:<token>)" (a browser's login; compared in constant
+ * time). */
 int access_token_ok(const dtmq_config *cfg, const char *authorization);
 
 /* True when the allowlist is empty, the URL is empty (a no-op branch), or

@@ -190,6 +190,8 @@ void api_handle(void *ctx, const http_request *req, http_response *resp)
         if (routes[i].method == NULL || strcmp(routes[i].method, req->method) == 0) {
             if (routes[i].admin && !access_token_ok(b->cfg, http_header(req, "Authorization"))) {
                 api_reply_message(resp, 401, "unauthorized");
+                resp->header_name = "WWW-Authenticate"; /* lets a browser ask for the token */
+                resp->header_value = "Basic realm=\"dtmq\", charset=\"UTF-8\"";
                 return;
             }
             routes[i].fn(b, req, resp);

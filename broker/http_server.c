@@ -76,7 +76,7 @@ static int append_body(request_state *st, const char *data, size_t n, size_t max
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, int status, char *body,
-                                     const char *content_type)
+                                     const char *content_type, const http_response *extra)
 {
     size_t len = body ? strlen(body) : 0;
     struct MHD_Response *resp =
@@ -86,6 +86,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, int status, ch
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (extra && extra->header_name)
+        MHD_add_response_header(resp, extra->header_name, extra->header_value);
     enum MHD_Result r = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -97,7 +99,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
     if (body == NULL)
         return MHD_NO;
     sprintf(body, "{\"message\":\"%s\"}", message); /* message is a fixed literal */
-    return send_response(conn, status, body, "application/json");
+    return send_response(conn, status, body, "application/json", NULL);
 }
 
 http_deferred *http_defer(const http_request *req)
@@ -129,7 +131,7 @@ static enum MHD_Result send_or_suspend(struct MHD_Connection *conn, request_stat
         st->answer_body = NULL;
         int status = st->answer_status;
         pthread_mutex_unlock(&st->mu);
-        return send_response(conn, status, body, "application/json");
+        return send_response(conn, status, body, "application/json", NULL);
     }
     if (!st->suspended) {
         st->suspended = 1;
@@ -156,7 +158,7 @@ static enum MHD_Result dispatch(http_server *srv, struct MHD_Connection *conn, c
         free(resp.body);
         return send_or_suspend(conn, st);
     }
-    return send_response(conn, resp.status, resp.body, resp.content_type);
+    return send_response(conn, resp.status, resp.body, resp.content_type, &resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

@@ -26,6 +26,8 @@ typedef struct http_response {
     int status;               /* HTTP status, 200 unless set */
     char *body;               /* malloc'd; freed by the server after sending */
     const char *content_type; /* static string; "application/json" unless set */
+    const char *header_name;  /* one extra response header (static strings), or NULL */
+    const char *header_value;
 } http_response;
 
 /* Value of query parameter name, or NULL. Valid while the request is. */

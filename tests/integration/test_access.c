@@ -24,6 +24,12 @@ static int call_with_token(const dtmq_proc *p, const char *method, const char *p
     return status;
 }
 
+/* GET url with a raw Authorization header value. */
+static int http_do_auth(const char *url, const char *authorization, char **resp)
+{
+    return http_do_raw_auth("GET", url, NULL, authorization, resp);
+}
+
 START_TEST(steering_routes_need_the_admin_token)
 {
     char store[512];
@@ -54,6 +60,14 @@ START_TEST(steering_routes_need_the_admin_token)
     ck_assert_int_eq(call_with_token(&p, "GET", routes[4].path, NULL, "s3cret-token"), 200);
     ck_assert_int_eq(call_with_token(&p, "GET", routes[2].path, NULL, "s3cret-token"), 200);
     ck_assert_int_eq(call_with_token(&p, "POST", routes[0].path, routes[0].body, "s3cret-token"), 409); /* finished */
+    /* a browser's Basic login: any user name, the token as password */
+    char url[256], *resp = NULL;
+    snprintf(url, sizeof(url), "%s/api/admin/stats", p.base_url);
+    ck_assert_int_eq(http_do_auth(url, "Basic YWRtaW46czNjcmV0LXRva2Vu", &resp), 200); /* admin:s3cret-token */
+    ck_assert_ptr_nonnull(strstr(resp, "succeed"));
+    free(resp);
+    ck_assert_int_eq(http_do_auth(url, "Basic YWRtaW46d3Jvbmc=", &resp), 401); /* admin:wrong */
+    free(resp);
     /* transaction routes stay open to services (DTM's SDKs send no token) */
     e2e_post_expect(&p, "submit", "{\"gid\":\"acc-2\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"\",\"compensate\":\"\"}]}", 200);
     e2e_stop(&p);

@@ -234,12 +234,21 @@ int http_do(const char *method, const char *url, const char *body, char **resp)
 int http_do_headers(const char *method, const char *url, const char *body, const char *token,
                     char **resp)
 {
+    char bearer[512];
+    if (token != NULL)
+        snprintf(bearer, sizeof(bearer), "Bearer %s", token);
+    return http_do_raw_auth(method, url, body, token ? bearer : NULL, resp);
+}
+
+int http_do_raw_auth(const char *method, const char *url, const char *body,
+                     const char *authorization, char **resp)
+{
     CURL *c = curl_easy_init();
     growbuf b = {calloc(1, 1), 0};
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    char auth[512];
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    char auth[600];
+    if (authorization != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: %s", authorization);
         headers = curl_slist_append(headers, auth);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);

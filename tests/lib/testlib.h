@@ -85,6 +85,9 @@ void e2e_gid(char *buf, size_t len, const char *prefix);
 /* http_do with "Authorization: Bearer <token>" when token is not NULL. */
 int http_do_headers(const char *method, const char *url, const char *body, const char *token,
                     char **resp);
+/* http_do with "Authorization: <authorization>" (any scheme) when not NULL. */
+int http_do_raw_auth(const char *method, const char *url, const char *body,
+                     const char *authorization, char **resp);
 
 /* Reads a whole file (malloc'd) or NULL. */
 char *read_file(const char *path);
