@@ -12,12 +12,15 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "access.h"
+#include "admin_assets.h"
 #include "api_internal.h"
 #include "gid.h"
 #include "kafka_ingress.h"
 #include "log.h"
+#include "metrics.h"
 #include "version.h"
 
 typedef struct route {
@@ -170,6 +173,8 @@ static const route routes[] = {
     {"GET", "/api/dtmsvr/scanKV", 0, api_scan_kv, 0},
     {"GET", "/api/dtmsvr/queryKV", 0, api_query_kv, 0},
     {"GET", "/api/admin/stats", 0, api_stats, 1},
+    {"GET", "/admin", 1, api_admin_asset, 1},
+    {"GET", "/api/metrics", 0, api_metrics, 0},
 };
 
 static int path_matches(const route *r, const char *path)
@@ -179,25 +184,56 @@ static int path_matches(const route *r, const char *path)
     return strcmp(path, r->path) == 0;
 }
 
+static const route *route_for(const http_request *req, http_response *resp);
+
+double api_seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* DTM's request metrics; api is the route's pattern (a small, fixed set). */
+void api_count_request(const char *api, int status, double seconds)
+{
+    char labels[256];
+    snprintf(labels, sizeof(labels), "type=\"http\",api=\"%s\",status=\"%s\"", api,
+             status >= 200 && status < 300 ? "OK" : "FAIL");
+    metrics_count("dtm_server_process_total", labels, 1);
+    snprintf(labels, sizeof(labels), "type=\"http\",api=\"%s\"", api);
+    metrics_observe("dtm_server_response_duration", labels, seconds);
+}
+
 void api_handle(void *ctx, const http_request *req, http_response *resp)
 {
     broker *b = ctx;
+    double started = api_seconds_now();
+    const route *r = route_for(req, resp);
+    if (r != NULL) {
+        if (r->admin && !access_token_ok(b->cfg, http_header(req, "Authorization"))) {
+            api_reply_message(resp, 401, "unauthorized");
+            resp->header_name = "WWW-Authenticate"; /* lets a browser ask for the token */
+            resp->header_value = "Basic realm=\"dtmq\", charset=\"UTF-8\"";
+        } else {
+            r->fn(b, req, resp);
+        }
+    }
+    if (!http_is_deferred(req)) /* a deferred answer is counted when it is sent */
+        api_count_request(r ? r->path : "other", resp->status, api_seconds_now() - started);
+}
+
+/* The route for the request, or NULL after replying 404/405. */
+static const route *route_for(const http_request *req, http_response *resp)
+{
     int path_known = 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (!path_matches(&routes[i], req->path))
             continue;
         path_known = 1;
-        if (routes[i].method == NULL || strcmp(routes[i].method, req->method) == 0) {
-            if (routes[i].admin && !access_token_ok(b->cfg, http_header(req, "Authorization"))) {
-                api_reply_message(resp, 401, "unauthorized");
-                resp->header_name = "WWW-Authenticate"; /* lets a browser ask for the token */
-                resp->header_value = "Basic realm=\"dtmq\", charset=\"UTF-8\"";
-                return;
-            }
-            routes[i].fn(b, req, resp);
-            return;
-        }
+        if (routes[i].method == NULL || strcmp(routes[i].method, req->method) == 0)
+            return &routes[i];
     }
     api_reply_message(resp, path_known ? 405 : 404, "%s %.400s: %s", req->method, req->path,
                       path_known ? "method not allowed" : "no such route");
+    return NULL;
 }

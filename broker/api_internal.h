@@ -32,6 +32,10 @@ const char *api_body_gid(const http_request *req, http_response *resp, json_t **
 int api_query_int(const http_request *req, http_response *resp, const char *name, long long min,
                   long long max, long long *out);
 
+/* Counts a served request in the metrics (api: the route's pattern). */
+void api_count_request(const char *api, int status, double seconds);
+double api_seconds_now(void);
+
 /* api_trans.c */
 void api_prepare(broker *b, const http_request *req, http_response *resp);
 void api_submit(broker *b, const http_request *req, http_response *resp);
@@ -46,6 +50,7 @@ void api_all(broker *b, const http_request *req, http_response *resp);
 void api_reset_cron_time(broker *b, const http_request *req, http_response *resp);
 void api_reset_next_cron_time(broker *b, const http_request *req, http_response *resp);
 void api_stats(broker *b, const http_request *req, http_response *resp);
+void api_metrics(broker *b, const http_request *req, http_response *resp);
 
 /* api_topics.c */
 void api_subscribe(broker *b, const http_request *req, http_response *resp);

@@ -9,6 +9,9 @@
 
 #include "api_internal.h"
 #include "engine/engine.h"
+#include "kafka_ingress.h"
+#include "metrics.h"
+#include "version.h"
 
 void api_query(broker *b, const http_request *req, http_response *resp)
 {
@@ -120,4 +123,30 @@ void api_stats(broker *b, const http_request *req, http_response *resp)
                                         "prepared", (json_int_t)c.prepared, "submitted",
                                         (json_int_t)c.submitted, "aborting", (json_int_t)c.aborting,
                                         "succeed", (json_int_t)c.succeed, "failed", (json_int_t)c.failed));
+}
+
+/* GET /api/metrics: Prometheus text. Gauges that describe "now" are taken at
+ * scrape time; the rest accumulate as things happen (metrics.h). */
+void api_metrics(broker *b, const http_request *req, http_response *resp)
+{
+    char labels[128];
+    snprintf(labels, sizeof(labels), "version=\"%s\"", DTMQ_VERSION);
+    metrics_gauge("dtm_server_info", labels, 1);
+    metrics_gauge("dtmq_branch_calls_in_flight", "", engine_calls_pending(b->engine));
+    metrics_gauge("dtmq_engine_queue_depth", "", engine_queue_depth(b->engine));
+    store_status_counts c;
+    if (store_count_by_status(b->store, &c) == STORE_OK) {
+        const struct { const char *status; int64_t n; } by[] = {
+            {"prepared", c.prepared}, {"submitted", c.submitted}, {"aborting", c.aborting},
+            {"succeed", c.succeed}, {"failed", c.failed}};
+        for (size_t i = 0; i < 5; i++) {
+            snprintf(labels, sizeof(labels), "status=\"%s\"", by[i].status);
+            metrics_gauge("dtmq_transactions", labels, (double)by[i].n);
+        }
+    }
+    if (b->ingress)
+        kafka_ingress_report_lag(b->ingress);
+    resp->status = 200;
+    resp->body = metrics_render();
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }

@@ -10,10 +10,20 @@
 
 #include "api_internal.h"
 
+/* A request waiting for its transaction's pass (wait_result). */
+typedef struct waiting_request {
+    http_deferred *deferred;
+    const char *api;  /* route pattern, static */
+    double started;
+} waiting_request;
+
 /* Engine waiter → deferred HTTP answer. */
 static void answer_deferred(void *arg, int status, const char *body)
 {
-    http_deferred_complete(arg, status, strdup(body));
+    waiting_request *w = arg;
+    http_deferred_complete(w->deferred, status, strdup(body));
+    api_count_request(w->api, status, api_seconds_now() - w->started);
+    free(w);
 }
 
 static int parse_request(const http_request *req, http_response *resp, int require_type,
@@ -46,12 +56,18 @@ static void run_waitable(broker *b, const http_request *req, http_response *resp
     trans_request tr;
     if (parse_request(req, resp, require_type, &tr) != 0)
         return;
-    http_deferred *d = tr.opts.wait_result ? http_defer(req) : NULL;
+    waiting_request *w = NULL;
+    if (tr.opts.wait_result && (w = calloc(1, sizeof(*w))) != NULL) {
+        w->deferred = http_defer(req);
+        w->api = cmd == cmd_submit ? "/api/dtmsvr/submit" : "/api/dtmsvr/abort";
+        w->started = api_seconds_now();
+    }
     cmd_reply r = {0};
-    cmd(b, &tr, d ? answer_deferred : NULL, d, &r);
-    if (d != NULL && !r.deferred) { /* answered at once after all */
+    cmd(b, &tr, w ? answer_deferred : NULL, w, &r);
+    if (w != NULL && !r.deferred) { /* answered at once after all */
         char *text = r.body ? json_dumps(r.body, JSON_COMPACT) : NULL;
-        http_deferred_complete(d, r.status, text);
+        answer_deferred(w, r.status, text ? text : "{}");
+        free(text);
     }
     api_reply_cmd(resp, &r);
     trans_request_clear(&tr);

@@ -307,10 +307,12 @@ static int cli_set_time(cli_args *a, const cli_option *o, const char *value, lon
 static int cli_set_choice(cli_args *a, const cli_option *o, const char *value,
                           const char *const *allowed, const char **out)
 {
-    if (!cli_is_one_of(value, allowed))
-        return cli_usage_error(a, "%s: '%s' is not one of %s", o->name, value,
-                               allowed == cli_statuses ? "prepared, submitted, aborting, succeed, failed"
-                                                       : "saga, tcc, xa, msg, workflow");
+    if (!cli_is_one_of(value, allowed)) {
+        char list[128] = "";
+        for (size_t i = 0, len = 0; allowed[i] != NULL && len < sizeof(list); i++)
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", allowed[i]);
+        return cli_usage_error(a, "%s: '%s' is not one of %s", o->name, value, list);
+    }
     *out = value;
     return CLI_EXIT_OK;
 }
@@ -407,16 +409,18 @@ static int cli_parse_argv(cli_args *a, int argc, char **argv)
  * checks that need every option. */
 static int cli_complete_args(cli_args *a)
 {
-    const char *env_server = getenv("DTMQ_SERVER");
-    if (a->server == NULL && env_server != NULL && env_server[0] != '\0') {
-        if (!cli_is_http_url(env_server))
-            return cli_usage_error(a, "DTMQ_SERVER: '%s' is not an http:// or https:// URL", env_server);
-        a->server = env_server;
+    if (a->cmd->options & CLI_BIT(CLI_OPT_SERVER)) { /* every subcommand but help */
+        const char *env_server = getenv("DTMQ_SERVER");
+        if (a->server == NULL && env_server != NULL && env_server[0] != '\0') {
+            if (!cli_is_http_url(env_server))
+                return cli_usage_error(a, "DTMQ_SERVER: '%s' is not an http:// or https:// URL", env_server);
+            a->server = env_server;
+        }
+        if (a->server == NULL)
+            a->server = CLI_DEFAULT_SERVER;
+        if (a->token == NULL)
+            a->token = getenv("DTMQ_ADMIN_TOKEN");
     }
-    if (a->server == NULL)
-        a->server = CLI_DEFAULT_SERVER;
-    if (a->token == NULL)
-        a->token = getenv("DTMQ_ADMIN_TOKEN");
     if (a->cmd->operand_required && a->operand == NULL)
         return cli_usage_error(a, "missing %s", a->cmd->operand);
     if (a->since_ms >= 0 && a->until_ms >= 0 && a->since_ms > a->until_ms)

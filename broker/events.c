@@ -1,5 +1,6 @@
 /*
- * events.c — publishes status changes to PREFIXevents (see events.h):
+ * events.c — counts finished transactions in the metrics and publishes
+ * status changes to PREFIXevents (see events.h):
  * {"gid","trans_type","status","previous_status","rollback_reason","time"}.
  */
 #include "events.h"
@@ -8,11 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "trans_json.h"
 
-void events_status_changed(broker *b, const char *gid, const char *trans_type, const char *from,
-                           const char *to, const char *reason)
+/* DTM's dtm_transaction_process_total and _handled_duration. */
+static void count_finished(const char *trans_type, const char *to, int64_t create_time)
 {
+    int ok = strcmp(to, "succeed") == 0;
+    if (!ok && strcmp(to, "failed") != 0)
+        return;
+    char labels[128], model[48];
+    metrics_label(trans_type, model, sizeof(model));
+    snprintf(labels, sizeof(labels), "model=\"%s\",status=\"%s\"", model, ok ? "OK" : "FAIL");
+    metrics_count("dtm_transaction_process_total", labels, 1);
+    snprintf(labels, sizeof(labels), "model=\"%s\"", model);
+    if (create_time > 0)
+        metrics_observe("dtm_transaction_handled_duration", labels,
+                        (double)(dtmq_now_ms() - create_time) / 1000.0);
+}
+
+void events_status_changed(broker *b, const char *gid, const char *trans_type, const char *from,
+                           const char *to, const char *reason, int64_t create_time)
+{
+    count_finished(trans_type ? trans_type : "", to, create_time);
     if (!b->cfg->kafka_events || b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)
         return;
     char when[48];

@@ -10,8 +10,10 @@
 
 #include "broker.h"
 
-/* from may be NULL (a new transaction); reason may be NULL. */
+/* from may be NULL (a new transaction); reason may be NULL; create_time (ms)
+ * dates the transaction for the duration metric of final statuses. Also
+ * counts finished transactions in the metrics (metrics.h). */
 void events_status_changed(broker *b, const char *gid, const char *trans_type, const char *from,
-                           const char *to, const char *reason);
+                           const char *to, const char *reason, int64_t create_time);
 
 #endif

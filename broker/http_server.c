@@ -109,6 +109,11 @@ http_deferred *http_defer(const http_request *req)
     return (http_deferred *)st;
 }
 
+int http_is_deferred(const http_request *req)
+{
+    return ((const request_state *)req->state)->deferred;
+}
+
 void http_deferred_complete(http_deferred *d, int status, char *body)
 {
     request_state *st = (request_state *)d;

@@ -46,6 +46,8 @@ typedef void (*http_handler)(void *ctx, const http_request *req, http_response *
  */
 typedef struct http_deferred http_deferred;
 http_deferred *http_defer(const http_request *req);
+/* True when the handler deferred this request. */
+int http_is_deferred(const http_request *req);
 /* Answers a deferred request; takes ownership of body (malloc'd, may be NULL). */
 void http_deferred_complete(http_deferred *d, int status, char *body);
 

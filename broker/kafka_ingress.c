@@ -30,6 +30,7 @@
 #include "../connectors/schema/schemas_embedded.h"
 #include "engine/commands.h"
 #include "log.h"
+#include "metrics.h"
 #include "trans_json.h"
 
 #define DLQ_ACK_TIMEOUT_MS 10000
@@ -444,4 +445,34 @@ void kafka_ingress_stats_get(kafka_ingress *in, kafka_ingress_stats *out)
     out->dead_lettered = atomic_load(&in->dead_lettered);
     out->replies = atomic_load(&in->replies);
     out->replies_unknown = atomic_load(&in->replies_unknown);
+}
+
+void kafka_ingress_report_lag(kafka_ingress *in)
+{
+    if (in->rk == NULL)
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(in->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_position(in->rk, parts);
+    const kafka_topics *t = kafka_link_topics(in->b->kafka);
+    const char *topics[] = {t->submit, t->reply};
+    for (size_t k = 0; k < 2; k++) {
+        int64_t lag = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t low = 0, high = 0;
+            if (strcmp(p->topic, topics[k]) != 0 ||
+                rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &low, &high) !=
+                    RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            int64_t pos = p->offset >= 0 ? p->offset : low;
+            if (high > pos)
+                lag += high - pos;
+        }
+        char labels[200], esc[170];
+        snprintf(labels, sizeof(labels), "topic=\"%s\"", metrics_label(topics[k], esc, sizeof(esc)));
+        metrics_gauge("dtmq_kafka_consumer_lag", labels, (double)lag);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
 }

@@ -31,5 +31,8 @@ typedef struct kafka_ingress_stats {
     long replies_unknown;/* replies for an unknown gid or branch, or malformed */
 } kafka_ingress_stats;
 void kafka_ingress_stats_get(kafka_ingress *in, kafka_ingress_stats *out);
+/* Sets the dtmq_kafka_consumer_lag gauges (per topic: high watermark minus
+ * position over this process's partitions, from librdkafka's cached values). */
+void kafka_ingress_report_lag(kafka_ingress *in);
 
 #endif

@@ -12,11 +12,13 @@
 
 #include "api.h"
 #include "broker.h"
+#include "cli.h"
 #include "config.h"
 #include "engine/engine.h"
 #include "http_server.h"
 #include "kafka_ingress.h"
 #include "log.h"
+#include "metrics.h"
 #include "version.h"
 
 #define HTTP_THREADS 4
@@ -39,10 +41,19 @@ static int wait_for_stop_signal(const sigset_t *set)
     return sig;
 }
 
+/* Store latency into dtmq_store_operation_seconds{op}. */
+static void observe_store(const char *op, double seconds)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "op=\"%s\"", op);
+    metrics_observe("dtmq_store_operation_seconds", labels, seconds);
+}
+
 static int start_broker(broker *b, const dtmq_config *cfg, http_server **http)
 {
     char err[1024];
     b->cfg = cfg;
+    store_set_observer(observe_store);
     b->store = store_open(cfg->store_uri, err, sizeof(err));
     if (b->store == NULL) {
         log_error("%s", err);
@@ -105,6 +116,9 @@ static void announce(const broker *b, const dtmq_config *cfg, int port)
 
 int main(int argc, char **argv)
 {
+    /* `dtmq query GID`, `dtmq list`, ...: the operator's command line (cli.c) */
+    if (argc > 1 && argv[1][0] != '-' && strcmp(argv[1], "serve") != 0)
+        return cli_main(argc, argv);
     /* `dtmq serve ...` is the same as `dtmq ...` */
     if (argc > 1 && strcmp(argv[1], "serve") == 0) {
         argv[1] = argv[0];
@@ -141,6 +155,7 @@ int main(int argc, char **argv)
     log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     stop_broker(&b, http);
     config_free(&cfg);
+    metrics_reset();
     log_info("stopped");
     return 0;
 }

@@ -11,8 +11,10 @@
  * since the epoch; status is the HTTP status (0: none, e.g. Kafka or no
  * answer); error is what the call said when it did not succeed.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "../metrics.h"
 #include "engine_internal.h"
 
 #define ATTEMPTS_KEPT 64
@@ -61,6 +63,11 @@ void attempts_record(active *a, const event *ev)
         json_object_set_new(rec, "error", json_string(ev->text));
     if (rec)
         json_array_append_new(a->attempts, rec);
+    char labels[256], model[32], bid[48], bop[48];
+    snprintf(labels, sizeof(labels), "model=\"%s\",branchid=\"%s\",branchtype=\"%s\",status=\"%s\"",
+             metrics_label(a->t->trans_type, model, sizeof(model)), metrics_label(branch_id, bid, sizeof(bid)),
+             metrics_label(op, bop, sizeof(bop)), ev->outcome == DISPATCH_SUCCESS ? "OK" : "FAIL");
+    metrics_count("dtm_branch_process_total", labels, 1);
 }
 
 char *attempts_ext_data(const active *a, int count_retry, const char *last_error,

@@ -292,7 +292,7 @@ void cmd_prepare(broker *b, const trans_request *req, cmd_reply *out)
         return;
     if (r == STORE_OK) {
         log_gid_info(req->gid, "%s prepared", req->trans_type);
-        events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_PREPARED, NULL);
+        events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_PREPARED, NULL, 0);
         reply_success(out);
         return;
     }
@@ -338,7 +338,7 @@ static int take_prepared(broker *b, const trans_global *old, const char *to_stat
                               .rollback_reason = reason && reason[0] ? reason : NULL};
     store_result r = store_change_status(b->store, old->gid, old->status, &ch);
     if (r == STORE_OK) {
-        events_status_changed(b, old->gid, old->trans_type, old->status, to_status, reason);
+        events_status_changed(b, old->gid, old->trans_type, old->status, to_status, reason, old->create_time);
         return 0;
     }
     if (r == STORE_CONFLICT)
@@ -364,7 +364,7 @@ static void submit_workflow(broker *b, const trans_request *req, cmd_reply *out)
     store_result r = store_change_status(b->store, req->gid, TRANS_PREPARED, &ch);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "workflow -> %s", status);
-        events_status_changed(b, req->gid, "workflow", TRANS_PREPARED, status, reason);
+        events_status_changed(b, req->gid, "workflow", TRANS_PREPARED, status, reason, 0);
         reply_success(out);
         return;
     }
@@ -450,7 +450,7 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
     trans_free(t);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "%s submitted", req->trans_type);
-        events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_SUBMITTED, NULL);
+        events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_SUBMITTED, NULL, 0);
         start_pass(b, req->gid, lease_until, req->opts.wait_result, waiter, arg, out);
     } else if (r == STORE_DUPLICATE) {
         submit_existing(b, req, waiter, arg, out);
@@ -481,7 +481,7 @@ void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, voi
                                   .rollback_time = now, .rollback_reason = req->rollback_reason};
         r = store_change_status(b->store, old->gid, TRANS_PREPARED, &ch);
         if (r == STORE_OK) {
-            events_status_changed(b, old->gid, type, TRANS_PREPARED, TRANS_FAILED, req->rollback_reason);
+            events_status_changed(b, old->gid, type, TRANS_PREPARED, TRANS_FAILED, req->rollback_reason, old->create_time);
             reply_success(out);
         }
         else if (r == STORE_CONFLICT)
@@ -630,7 +630,7 @@ void cmd_force_stop(broker *b, const char *gid, cmd_reply *out)
         r = store_change_status(b->store, gid, old->status, &ch);
         if (r == STORE_OK) {
             log_gid_warn(gid, "force stopped (was %s)", old->status);
-            events_status_changed(b, gid, old->trans_type, old->status, TRANS_FAILED, ch.rollback_reason);
+            events_status_changed(b, gid, old->trans_type, old->status, TRANS_FAILED, ch.rollback_reason, old->create_time);
         }
         trans_free(old);
         if (r == STORE_OK) {

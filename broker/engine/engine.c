@@ -37,6 +37,7 @@ static void worker_enqueue(worker *w, event *ev)
     else
         w->head = ev;
     w->tail = ev;
+    w->queued++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -55,6 +56,7 @@ static event *worker_next_event(worker *w)
     w->head = ev->next;
     if (w->head == NULL)
         w->tail = NULL;
+    w->queued--;
     pthread_mutex_unlock(&w->mu);
     return ev;
 }
@@ -73,6 +75,7 @@ static void drain_queue(worker *w)
     pthread_mutex_lock(&w->mu);
     event *ev = w->head;
     w->head = w->tail = NULL;
+    w->queued = 0;
     pthread_mutex_unlock(&w->mu);
     while (ev) {
         event *next = ev->next;
@@ -131,6 +134,17 @@ const char *engine_owner(const engine *e)
 int engine_calls_pending(engine *e)
 {
     return http_dispatch_pending(e->http);
+}
+
+int engine_queue_depth(engine *e)
+{
+    int depth = 0;
+    for (int i = 0; i < e->worker_count; i++) {
+        pthread_mutex_lock(&e->workers[i].mu);
+        depth += e->workers[i].queued;
+        pthread_mutex_unlock(&e->workers[i].mu);
+    }
+    return depth;
 }
 
 void engine_kick(engine *e, const char *gid, int64_t lease_until_ms, engine_waiter_fn fn, void *arg)

@@ -68,5 +68,7 @@ store_result engine_poke(engine *e, const char *gid);
 
 /* Calls queued or in flight (for metrics and tests). */
 int engine_calls_pending(engine *e);
+/* Events waiting in the workers' queues (for metrics). */
+int engine_queue_depth(engine *e);
 
 #endif

@@ -71,6 +71,7 @@ typedef struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     event *head, *tail;       /* guarded by mu */
+    int queued;               /* events in the queue, guarded by mu */
     active *table[ENGINE_BUCKETS];
 } worker;
 

@@ -200,7 +200,8 @@ static int record_status(worker *w, active *a, const char *status, const char *r
     if (r == STORE_OK) {
         log_gid_info(a->gid, "%s %s -> %s%s%s", a->t->trans_type, a->t->status, status,
                      reason && reason[0] ? ": " : "", reason ? reason : "");
-        events_status_changed(w->e->b, a->gid, a->t->trans_type, a->t->status, status, reason);
+        events_status_changed(w->e->b, a->gid, a->t->trans_type, a->t->status, status, reason,
+                              a->t->create_time);
         trans_set_str(&a->t->status, status);
         if (ch.rollback_reason)
             trans_set_str(&a->t->rollback_reason, reason);

@@ -9,8 +9,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static _Thread_local char last_error[512];
+static store_observer observer;
+
+void store_set_observer(store_observer fn)
+{
+    observer = fn;
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs one backend call, timing it for the observer. */
+#define OBSERVED(op, call)                                                     \
+    do {                                                                       \
+        double start_ = observer ? seconds_now() : 0;                          \
+        store_result r_ = (call);                                              \
+        if (observer)                                                          \
+            observer(op, seconds_now() - start_);                              \
+        return r_;                                                             \
+    } while (0)
 
 store_result store_set_error(store_result result, const char *fmt, ...)
 {
@@ -88,13 +112,13 @@ const char *store_display_uri(const store *s)
 store_result store_ping(store *s)
 {
     clear_error();
-    return s->ops->ping(s);
+    OBSERVED("ping", s->ops->ping(s));
 }
 
 store_result store_drop_all(store *s)
 {
     clear_error();
-    return s->ops->drop_all(s);
+    OBSERVED("drop_all", s->ops->drop_all(s));
 }
 
 static int is_blank(const char *v)
@@ -117,7 +141,7 @@ store_result store_create_trans(store *s, const trans_global *t)
                 return store_set_error(STORE_INVALID, "create: branch %s/%s appears twice",
                                        b->branch_id, b->op);
     }
-    return s->ops->create_trans(s, t);
+    OBSERVED("create_trans", s->ops->create_trans(s, t));
 }
 
 store_result store_find_trans(store *s, const char *gid, trans_global **out)
@@ -126,7 +150,7 @@ store_result store_find_trans(store *s, const char *gid, trans_global **out)
     *out = NULL;
     if (is_blank(gid))
         return store_set_error(STORE_INVALID, "find: gid is required");
-    return s->ops->find_trans(s, gid, out);
+    OBSERVED("find_trans", s->ops->find_trans(s, gid, out));
 }
 
 store_result store_change_status(store *s, const char *gid, const char *expect_status,
@@ -135,7 +159,7 @@ store_result store_change_status(store *s, const char *gid, const char *expect_s
     clear_error();
     if (is_blank(gid) || is_blank(expect_status) || change == NULL || is_blank(change->status))
         return store_set_error(STORE_INVALID, "change_status: gid, expected and new status are required");
-    return s->ops->change_status(s, gid, expect_status, change);
+    OBSERVED("change_status", s->ops->change_status(s, gid, expect_status, change));
 }
 
 static store_result check_branch_args(const char *what, const char *gid, const char *expect_status,
@@ -162,7 +186,7 @@ store_result store_append_branches(store *s, const char *gid, const char *expect
             if (strcmp(b[i].branch_id, b[j].branch_id) == 0 && strcmp(b[i].op, b[j].op) == 0)
                 return store_set_error(STORE_DUPLICATE, "append_branches: %s/%s repeats",
                                        b[i].branch_id, b[i].op);
-    return s->ops->append_branches(s, gid, expect_status, b, n);
+    OBSERVED("append_branches", s->ops->append_branches(s, gid, expect_status, b, n));
 }
 
 store_result store_update_branches(store *s, const char *gid, const char *expect_status,
@@ -172,7 +196,7 @@ store_result store_update_branches(store *s, const char *gid, const char *expect
     store_result r = check_branch_args("update_branches", gid, expect_status, b, n);
     if (r != STORE_OK)
         return r;
-    return s->ops->update_branches(s, gid, expect_status, b, n);
+    OBSERVED("update_branches", s->ops->update_branches(s, gid, expect_status, b, n));
 }
 
 store_result store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const char *owner,
@@ -182,7 +206,7 @@ store_result store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const c
     *out = NULL;
     if (is_blank(owner) || lease_ms <= 0)
         return store_set_error(STORE_INVALID, "claim_due: owner and a positive lease are required");
-    return s->ops->claim_due(s, now_ms, lease_ms, owner, out);
+    OBSERVED("claim_due", s->ops->claim_due(s, now_ms, lease_ms, owner, out));
 }
 
 store_result store_touch_cron(store *s, const char *gid, const char *owner,
@@ -191,7 +215,7 @@ store_result store_touch_cron(store *s, const char *gid, const char *owner,
     clear_error();
     if (is_blank(gid))
         return store_set_error(STORE_INVALID, "touch_cron: gid is required");
-    return s->ops->touch_cron(s, gid, owner, next_cron_time, next_cron_interval);
+    OBSERVED("touch_cron", s->ops->touch_cron(s, gid, owner, next_cron_time, next_cron_interval));
 }
 
 store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, int limit,
@@ -202,7 +226,7 @@ store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, 
     *has_remaining = false;
     if (limit <= 0)
         return store_set_error(STORE_INVALID, "reset_cron_times: limit must be positive");
-    return s->ops->reset_cron_times(s, now_ms, after_ms, limit, moved, has_remaining);
+    OBSERVED("reset_cron_times", s->ops->reset_cron_times(s, now_ms, after_ms, limit, moved, has_remaining));
 }
 
 store_result store_list_trans(store *s, const store_filter *filter, const char *cursor,
@@ -215,15 +239,15 @@ store_result store_list_trans(store *s, const store_filter *filter, const char *
     *next_cursor = NULL;
     if (limit < 1 || limit > 1000)
         return store_set_error(STORE_INVALID, "list: limit must be 1..1000, got %d", limit);
-    return s->ops->list_trans(s, filter ? filter : &no_filter, cursor ? cursor : "", limit, out,
-                              next_cursor);
+    OBSERVED("list_trans", s->ops->list_trans(s, filter ? filter : &no_filter, cursor ? cursor : "", limit, out,
+                              next_cursor));
 }
 
 store_result store_count_by_status(store *s, store_status_counts *out)
 {
     clear_error();
     memset(out, 0, sizeof(*out));
-    return s->ops->count_by_status(s, out);
+    OBSERVED("count_by_status", s->ops->count_by_status(s, out));
 }
 
 /* The counter of status in c, or NULL for a status the store does not know. */
@@ -257,7 +281,9 @@ store_result store_kv_create(store *s, const char *cat, const char *key, const c
 {
     clear_error();
     store_result r = check_kv_args("kv_create", cat, key);
-    return r != STORE_OK ? r : s->ops->kv_create(s, cat, key, value ? value : "");
+    if (r != STORE_OK)
+        return r;
+    OBSERVED("kv_create", s->ops->kv_create(s, cat, key, value ? value : ""));
 }
 
 store_result store_kv_get(store *s, const char *cat, const char *key, store_kv_list *out)
@@ -266,7 +292,9 @@ store_result store_kv_get(store *s, const char *cat, const char *key, store_kv_l
     out->items = NULL;
     out->count = 0;
     store_result r = check_kv_args("kv_get", cat, key);
-    return r != STORE_OK ? r : s->ops->kv_get(s, cat, key, out);
+    if (r != STORE_OK)
+        return r;
+    OBSERVED("kv_get", s->ops->kv_get(s, cat, key, out));
 }
 
 store_result store_kv_update(store *s, const char *cat, const char *key, const char *value,
@@ -274,14 +302,18 @@ store_result store_kv_update(store *s, const char *cat, const char *key, const c
 {
     clear_error();
     store_result r = check_kv_args("kv_update", cat, key);
-    return r != STORE_OK ? r : s->ops->kv_update(s, cat, key, value ? value : "", expect_version);
+    if (r != STORE_OK)
+        return r;
+    OBSERVED("kv_update", s->ops->kv_update(s, cat, key, value ? value : "", expect_version));
 }
 
 store_result store_kv_delete(store *s, const char *cat, const char *key)
 {
     clear_error();
     store_result r = check_kv_args("kv_delete", cat, key);
-    return r != STORE_OK ? r : s->ops->kv_delete(s, cat, key);
+    if (r != STORE_OK)
+        return r;
+    OBSERVED("kv_delete", s->ops->kv_delete(s, cat, key));
 }
 
 store_result store_kv_scan(store *s, const char *cat, const char *cursor, int limit,
@@ -295,7 +327,7 @@ store_result store_kv_scan(store *s, const char *cat, const char *cursor, int li
         return store_set_error(STORE_INVALID, "kv_scan: cat is required");
     if (limit < 1 || limit > 1000)
         return store_set_error(STORE_INVALID, "kv_scan: limit must be 1..1000, got %d", limit);
-    return s->ops->kv_scan(s, cat, cursor ? cursor : "", limit, out, next_cursor);
+    OBSERVED("kv_scan", s->ops->kv_scan(s, cat, cursor ? cursor : "", limit, out, next_cursor));
 }
 
 void store_kv_list_clear(store_kv_list *l)

@@ -40,6 +40,12 @@ typedef enum store_result {
     STORE_INVALID,     /* the arguments were rejected */
 } store_result;
 
+/* Called after every store operation with its name ("create_trans", ...) and
+ * how long it took; for metrics. NULL (the default) turns it off. Set it
+ * once, before the store is used from several threads. */
+typedef void (*store_observer)(const char *op, double seconds);
+void store_set_observer(store_observer fn);
+
 /* Human-readable name of a result ("ok", "not found", ...). */
 const char *store_result_name(store_result r);
 

@@ -933,6 +933,10 @@ START_TEST(usage_errors_exit_2_naming_the_problem)
     ASSERT_EXIT(r, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "DTMQ_SERVER: 'localhost:36789' is not an http"));
     cli_result_free(&r);
+    const char *help[] = {"help", NULL}; /* help talks to no server: the variable does not matter */
+    r = cli_exec(NULL, env, help);
+    ASSERT_EXIT(r, 0);
+    cli_result_free(&r);
 }
 END_TEST
 
