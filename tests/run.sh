@@ -41,6 +41,7 @@ bash $services up || abort_run "a test service could not be started (see above)"
 
 export DTMQ_TEST_KAFKA=127.0.0.1:${DTMQ_KAFKA_PORT:-19092}
 export DTMQ_TEST_MONGO=mongodb://127.0.0.1:${DTMQ_FERRETDB_PORT:-27018}/
+export DTMQ_TEST_POSTGRES="host=127.0.0.1 port=${DTMQ_POSTGRES_PORT:-15432} dbname=dtmq_test user=postgres"
 export DTMQ_TEST_BIN=$B/asan/dtmq
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -92,10 +93,13 @@ run_binary "store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" $B/asan/tests/store/conformance
 run_binary "store/conformance[mongodb]" \
   env DTMQ_TEST_STORE="${DTMQ_TEST_MONGO}dtmq_conformance" $B/asan/tests/store/conformance
-# test_process covers both stores itself; the end-to-end suites run once per store.
+# test_process and test_barrier do not depend on dtmq's store (the first
+# covers both itself); the end-to-end suites run once per store.
 run_binary "integration/test_process" $B/asan/tests/integration/test_process
+run_binary "integration/test_barrier" $B/asan/tests/integration/test_barrier
 for n in $(tests_in integration); do
   [ "$n" = test_process ] && continue
+  [ "$n" = test_barrier ] && continue
   for kind in sqlite mongodb; do
     run_binary "integration/$n[$kind]" env DTMQ_TEST_STORE_KIND=$kind "$B/asan/tests/integration/$n"
   done
@@ -111,6 +115,8 @@ done
 run_binary "valgrind/store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance-vg.db" \
   $vg --trace-children=yes $B/valgrind/tests/store/conformance
+run_binary "valgrind/integration/test_barrier" \
+  env CK_FORK=no $vg $B/valgrind/tests/integration/test_barrier
 run_binary "valgrind/integration/test_process" \
   env DTMQ_TEST_BIN=$B/valgrind/dtmq DTMQ_TEST_WRAPPER="$vg" \
   $B/valgrind/tests/integration/test_process

@@ -4,7 +4,7 @@
 #
 #   postgres.sh install   install Debian's postgresql package if the server is missing
 #   postgres.sh start     initdb a fresh cluster, start it on $DTMQ_POSTGRES_PORT
-#                         (default 55432), wait for pg_isready, create database dtmq_test
+#                         (default 15432), wait for pg_isready, create database dtmq_test
 #   postgres.sh stop      stop it (fast shutdown)
 #   postgres.sh status    say whether it runs
 #
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 PG_BIN=${DTMQ_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${DTMQ_POSTGRES_PORT:-55432}
+PORT=${DTMQ_POSTGRES_PORT:-15432}
 STATE_DIR=${DTMQ_SERVICES_DIR:-/tmp/dtmq-services}/postgres
 DATA_DIR=$STATE_DIR/data
 LOG_FILE=$STATE_DIR/postgres.log
@@ -99,6 +99,23 @@ log_min_messages = warning
 CONF
 }
 
+# Starts the postmaster and waits until it answers (60 s at most). Returns 0
+# when ready, 2 when it died because the port was busy, 1 otherwise.
+launch() {
+    as_pg "$PG_BIN/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -W start >/dev/null 2>&1 || return 1
+    local i
+    for i in $(seq 1 600); do
+        ready && return 0
+        # the postmaster writes its pid file at once; none after 3 s: it died
+        if ((i > 30)) && ! running_pid >/dev/null; then
+            grep -q "could not bind" "$LOG_FILE" && return 2
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
 start() {
     if running_pid >/dev/null; then
         echo "postgres: already running on 127.0.0.1:$PORT (pid $(running_pid))"
@@ -108,21 +125,23 @@ start() {
     installed || install
     port_open && die "port 127.0.0.1:$PORT is taken by another program (set DTMQ_POSTGRES_PORT)"
     init_cluster
-    as_pg touch "$LOG_FILE"
-    if ! as_pg "$PG_BIN/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -W start >/dev/null 2>&1; then
-        echo "postgres: pg_ctl start failed; last lines of $LOG_FILE:" >&2
-        tail -n 20 "$LOG_FILE" >&2 || true
-        exit 1
-    fi
-    for _ in $(seq 1 600); do
-        if ready; then
-            create_database
-            echo "postgres: listening on 127.0.0.1:$PORT (pid $(running_pid), database $DB_NAME, log $LOG_FILE)"
-            return 0
-        fi
-        sleep 0.1
+    # The default port lies in Linux's ephemeral range (32768-60999): an
+    # outgoing connection may hold it for a moment. Such a bind failure is
+    # tried again, twice, a second apart.
+    local attempt rc=1
+    for attempt in 1 2 3; do
+        as_pg truncate -s 0 "$LOG_FILE" 2>/dev/null || as_pg touch "$LOG_FILE"
+        launch && rc=0 || rc=$?
+        [[ $rc -eq 2 && $attempt -lt 3 ]] || break
+        echo "postgres: 127.0.0.1:$PORT was busy (attempt $attempt), trying again" >&2
+        sleep 1
     done
-    echo "postgres: not ready on 127.0.0.1:$PORT after 60 s; last lines of $LOG_FILE:" >&2
+    if [[ $rc -eq 0 ]]; then
+        create_database
+        echo "postgres: listening on 127.0.0.1:$PORT (pid $(running_pid), database $DB_NAME, log $LOG_FILE)"
+        return 0
+    fi
+    echo "postgres: not ready on 127.0.0.1:$PORT (waited up to 60 s); last lines of $LOG_FILE:" >&2
     tail -n 20 "$LOG_FILE" >&2 || true
     stop >/dev/null 2>&1 || true
     exit 1

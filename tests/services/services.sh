@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # services.sh — brings the test services up or down together: real Kafka
-# (kafka.sh) and FerretDB, the MongoDB-protocol server (ferretdb.sh). Both
-# listen on 127.0.0.1 only. Used by tests/run.sh and `make services-up/down`.
+# (kafka.sh), FerretDB, the MongoDB-protocol server (ferretdb.sh), and
+# PostgreSQL for the barrier (postgres.sh). All listen on 127.0.0.1 only. Used by tests/run.sh and `make services-up/down`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 case "${1:-}" in
   install)
     bash "$here/kafka.sh" install
-    bash "$here/ferretdb.sh" install ;;
+    bash "$here/ferretdb.sh" install
+    bash "$here/postgres.sh" install ;;
   up)
     bash "$here/kafka.sh" start
-    bash "$here/ferretdb.sh" start ;;
+    bash "$here/ferretdb.sh" start
+    bash "$here/postgres.sh" start ;;
   down)
+    bash "$here/postgres.sh" stop || true
     bash "$here/ferretdb.sh" stop || true
     bash "$here/kafka.sh" stop || true ;;
   *) echo "usage: $0 install|up|down" >&2; exit 2 ;;
