@@ -117,4 +117,7 @@ clean:
 # .incbin files are invisible to -MMD: rebuild the embedded schemas when one changes.
 $(foreach f,release asan valgrind,$(B)/$(f)/connectors/schema/schemas_embedded.o): $(shell find schemas -name '*.schema.json')
 
+# .incbin files are invisible to -MMD: rebuild the embedded admin page when one of its files changes.
+$(foreach f,release asan valgrind,$(B)/$(f)/broker/admin_assets.o): $(wildcard broker/admin/*)
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

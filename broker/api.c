@@ -173,6 +173,7 @@ static const route routes[] = {
     {"GET", "/api/dtmsvr/scanKV", 0, api_scan_kv, 0},
     {"GET", "/api/dtmsvr/queryKV", 0, api_query_kv, 0},
     {"GET", "/api/admin/stats", 0, api_stats, 1},
+    {"GET", "/admin", 0, api_admin_asset, 1},
     {"GET", "/admin", 1, api_admin_asset, 1},
     {"GET", "/api/metrics", 0, api_metrics, 0},
 };

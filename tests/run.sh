@@ -105,6 +105,9 @@ for n in $(tests_in integration); do
   done
 done
 
+# the admin page in headless Chromium (playwright-core from npm, Debian's chromium)
+run_binary "admin/browser" bash tests/admin/run.sh
+
 # The same code without sanitizers, under valgrind: any memory error or
 # definite leak makes the test (or dtmq, for integration tests) exit 99.
 export CK_TIMEOUT_MULTIPLIER=5 # valgrind runs code about 20-50 times slower

@@ -71,7 +71,7 @@ export function buildLanes(attempts, branches) {
 }
 
 // A round tick step (1, 2 or 5 × 10^k ms) giving about `count` ticks over span.
-function tickStep(span, count = 6) {
+function tickStep(span, count = 8) {
   const raw = span / count;
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
@@ -97,7 +97,7 @@ function axis(scale, span, t0, height) {
 function attemptTitle(lane, a) {
   const status = a.status ? `HTTP ${a.status}` : 'no HTTP status';
   const lines = [
-    `${lane.name}, attempt #${a.n}: ${a.outcome} (${status})`,
+    `${lane.name}, attempt #${a.n ?? '?'}: ${a.outcome} (${status})`,
     `${formatTime(a.start)}, took ${formatDuration(a.end - a.start)}`,
   ];
   if (a.error) lines.push(a.error);
@@ -108,7 +108,7 @@ function attemptBar(lane, a, scale, top, labelRoom) {
   const x = scale(a.start);
   const width = Math.max(scale(a.end) - x, MIN_BAR);
   const color = OUTCOME_COLORS[a.outcome] || OTHER_COLOR;
-  const label = `#${a.n}${a.status ? ` ${a.status}` : ''}`;
+  const label = `#${a.n ?? '?'}${a.status ? ` ${a.status}` : ''}`;
   const parts = [
     svg('title', {}, attemptTitle(lane, a)),
     svg('rect', {x, y: top + BAR_Y, width, height: BAR_H, rx: 2, fill: color}),
@@ -116,7 +116,7 @@ function attemptBar(lane, a, scale, top, labelRoom) {
   if (labelRoom(x, label.length * CHAR_W)) {
     parts.push(svg('text', {class: 'bar-label', x, y: top + BAR_Y - 4}, label));
   }
-  return svg('g', {class: 'attempt', dataset: {lane: lane.name, n: a.n, outcome: a.outcome || '',
+  return svg('g', {class: 'attempt', dataset: {lane: lane.name, n: a.n ?? '', outcome: a.outcome || '',
     status: a.status ?? ''}}, parts);
 }
 

@@ -7,7 +7,7 @@ import {get} from './api.js';
 import {el, formatTime, parseExtData, statusBadge} from './dom.js';
 
 const PAGE_SIZE = 20;
-export const STATUSES = ['prepared', 'submitted', 'aborting', 'succeed', 'failed'];
+const STATUSES = ['prepared', 'submitted', 'aborting', 'succeed', 'failed'];
 const MODES = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 const FILTERS = ['gid', 'status', 'mode', 'from', 'to'];
 
@@ -34,7 +34,12 @@ function readFilters(params) {
   return filters;
 }
 
+// The counts per status as badges that filter the list; a note instead when
+// they could not be read (the list itself still shows).
 function statsBar(stats, filters) {
+  if (stats instanceof Error) {
+    return el('p', {class: 'stats muted', id: 'stats'}, `Counts per status unavailable: ${stats.message}`);
+  }
   const counts = (stats && stats.transactions) || {};
   const total = STATUSES.reduce((sum, s) => sum + (Number(counts[s]) || 0), 0);
   const badge = (status, label, count) => el('a', {
@@ -126,7 +131,10 @@ export async function listView(app, params) {
     createTimeStart: toEpochMs(filters.from), createTimeEnd: toEpochMs(filters.to, true),
     position: params.get('position'),
   };
-  const [list, stats] = await Promise.all([get('/api/dtmsvr/all', query), get('/api/admin/stats')]);
+  const [list, stats] = await Promise.all([
+    get('/api/dtmsvr/all', query),
+    get('/api/admin/stats').catch((e) => e),
+  ]);
   const transactions = Array.isArray(list.transactions) ? list.transactions : [];
   return el('section', {class: 'list-view'},
     el('h1', {}, 'Transactions'),
