@@ -106,7 +106,7 @@ for n in $(tests_in integration); do
 done
 
 # the admin page in headless Chromium (playwright-core from npm, Debian's chromium)
-run_binary "admin/browser" bash tests/admin/run.sh
+run_binary "admin/browser" env DTMQ_ADMIN_SCREENSHOT="$logdir/admin.png" bash tests/admin/run.sh
 
 # The same code without sanitizers, under valgrind: any memory error or
 # definite leak makes the test (or dtmq, for integration tests) exit 99.
