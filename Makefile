@@ -8,6 +8,7 @@
 #                   "N passed, N failed"
 #   make check      build the sanitizer flavour and the test binaries only
 #   make deps       install the Debian packages the build needs
+#   make install    bin/dtmq, libdtmq.a (the C SDK), headers, dtmq.pc (PREFIX, DESTDIR)
 #   make clean
 #
 # Three flavours from the same sources: build/release (bin/dtmq), build/asan
@@ -110,6 +111,47 @@ services-up:
 
 services-down:
 	@bash tests/services/services.sh down
+
+# ---- libdtmq: the C SDK as a static library, and make install -------------
+#   make libdtmq                      $(B)/release/libdtmq.a
+#   make install [PREFIX=/usr/local] [DESTDIR=]
+#                                     bin/dtmq, lib/libdtmq.a, include/dtmq/*.h,
+#                                     lib/pkgconfig/dtmq.pc
+#   make uninstall                    removes exactly those
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+DTMQ_VERSION := $(shell sed -n 's/^\#define DTMQ_VERSION "\(.*\)"/\1/p' broker/version.h)
+LIBDTMQ_SRC  := $(sort $(wildcard connectors/sdk/*.c connectors/worker/*.c connectors/kafka/*.c \
+                                  connectors/barrier/*.c) connectors/model/base64.c)
+LIBDTMQ_OBJ  := $(patsubst %.c,$(B)/release/%.o,$(LIBDTMQ_SRC))
+LIBDTMQ_HDR  := connectors/sdk/dtmq_client.h connectors/worker/dtmq_worker.h \
+                connectors/barrier/dtmq_barrier.h
+LIBDTMQ_REQ  := libpq libmongoc-1.0
+
+.PHONY: libdtmq install uninstall
+libdtmq: $(B)/release/libdtmq.a
+
+$(B)/release/libdtmq.a: $(LIBDTMQ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+install: bin/dtmq $(B)/release/libdtmq.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/dtmq
+	install -m 755 bin/dtmq $(DESTDIR)$(PREFIX)/bin/dtmq
+	install -m 644 $(B)/release/libdtmq.a $(DESTDIR)$(PREFIX)/lib/libdtmq.a
+	install -m 644 $(LIBDTMQ_HDR) $(DESTDIR)$(PREFIX)/include/dtmq/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(DTMQ_VERSION)|g' \
+		-e 's|@BARRIER_REQUIRES@|$(LIBDTMQ_REQ)|g' connectors/sdk/dtmq.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/dtmq.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/dtmq.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/dtmq $(DESTDIR)$(PREFIX)/lib/libdtmq.a \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/dtmq.pc \
+		$(addprefix $(DESTDIR)$(PREFIX)/include/dtmq/,$(notdir $(LIBDTMQ_HDR)))
+	-rmdir $(DESTDIR)$(PREFIX)/include/dtmq 2>/dev/null
 
 clean:
 	rm -rf build bin

@@ -22,7 +22,7 @@ static int same_secret(const char *a, const char *b)
 static int basic_password_ok(const char *encoded, const char *token)
 {
     size_t len = 0;
-    unsigned char *plain = trans_base64_decode(encoded, &len);
+    unsigned char *plain = dtmq_base64_decode(encoded, &len);
     if (plain == NULL)
         return 0;
     const char *colon = memchr(plain, ':', len);

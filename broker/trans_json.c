@@ -358,7 +358,7 @@ json_t *trans_branch_to_json(const trans_branch *b, const char *gid)
     set_time(o, "update_time", b->update_time);
     set_str(o, "gid", gid);
     set_str(o, "url", b->url);
-    char *data = trans_base64_encode(b->data, b->data ? b->data_len : 0);
+    char *data = dtmq_base64_encode(b->data, b->data ? b->data_len : 0);
     set_str(o, "bin_data", data);
     free(data);
     set_str(o, "branch_id", b->branch_id);
@@ -367,63 +367,4 @@ json_t *trans_branch_to_json(const trans_branch *b, const char *gid)
     set_time(o, "finish_time", b->finish_time);
     set_time(o, "rollback_time", b->rollback_time);
     return o;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *trans_base64_encode(const unsigned char *data, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static int b64_value(char c)
-{
-    const char *p = c ? strchr(b64, c) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-unsigned char *trans_base64_decode(const char *text, size_t *out_len)
-{
-    size_t len = strlen(text);
-    unsigned char *out = malloc(len / 4 * 3 + 3);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '=')
-            break;
-        int v = b64_value(text[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    out[o] = '\0';
-    *out_len = o;
-    return out;
 }

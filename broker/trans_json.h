@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../connectors/model/base64.h"
 #include "../connectors/model/trans.h"
 
 /* The per-transaction options a client may send (all optional). */
@@ -69,8 +70,5 @@ json_t *trans_branch_to_json(const trans_branch *b, const char *gid);
  * for 0 (Go's zero time). Writes into buf (>= 40 bytes). */
 const char *trans_json_time(int64_t ms, char *buf, size_t len);
 
-/* Standard base64 (DTM's bin_data). Returns malloc'd text / bytes or NULL. */
-char *trans_base64_encode(const unsigned char *data, size_t len);
-unsigned char *trans_base64_decode(const char *text, size_t *out_len);
 
 #endif

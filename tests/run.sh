@@ -105,6 +105,9 @@ for n in $(tests_in integration); do
   done
 done
 
+# make install, then a service built against the installed libdtmq
+run_binary "install/libdtmq" bash tests/install/run.sh
+
 # the admin page in headless Chromium (playwright-core from npm, Debian's chromium)
 run_binary "admin/browser" env DTMQ_ADMIN_SCREENSHOT="$logdir/admin.png" bash tests/admin/run.sh
 

@@ -324,9 +324,40 @@ static void start_pass(broker *b, const char *gid, int64_t lease_until, int wait
     }
 }
 
-/* prepared → to_status, taking the lease; 0 done, else the reply is filled. */
+/* An abort's wait_result caller asked for the rollback, so a transaction
+ * that ends failed is what it wanted: DTM answers 200 then, not 409. */
+typedef struct abort_waiter {
+    engine_waiter_fn fn;
+    void *arg;
+} abort_waiter;
+
+static void on_abort_finished(void *arg, int status, const char *body)
+{
+    abort_waiter *w = arg;
+    if (status == 409)
+        w->fn(w->arg, 200, "{\"dtm_result\":\"SUCCESS\"}");
+    else
+        w->fn(w->arg, status, body);
+    free(w);
+}
+
+static void start_abort_pass(broker *b, const char *gid, int64_t lease_until, int wait,
+                             engine_waiter_fn waiter, void *arg, cmd_reply *out)
+{
+    abort_waiter *w = wait && waiter ? calloc(1, sizeof(*w)) : NULL;
+    if (w != NULL) {
+        w->fn = waiter;
+        w->arg = arg;
+    }
+    start_pass(b, gid, lease_until, w != NULL, w ? on_abort_finished : NULL, w, out);
+}
+
+/* prepared → to_status, taking the lease; 0 done, else the reply is filled.
+ * custom_data (may be NULL) replaces the stored one: DTM's clients send a
+ * msg's delay with the submit, not with the prepare. */
 static int take_prepared(broker *b, const trans_global *old, const char *to_status,
-                         const char *reason, int64_t *lease_until, cmd_reply *out)
+                         const char *reason, const char *custom_data, int64_t *lease_until,
+                         cmd_reply *out)
 {
     trans_options opts;
     trans_options_from_text(old->options, &opts);
@@ -335,7 +366,8 @@ static int take_prepared(broker *b, const trans_global *old, const char *to_stat
     trans_options_clear(&opts);
     store_status_change ch = {.status = to_status, .update_time = now,
                               .next_cron_time = *lease_until, .owner = engine_owner(b->engine),
-                              .rollback_reason = reason && reason[0] ? reason : NULL};
+                              .rollback_reason = reason && reason[0] ? reason : NULL,
+                              .custom_data = custom_data && custom_data[0] ? custom_data : NULL};
     store_result r = store_change_status(b->store, old->gid, old->status, &ch);
     if (r == STORE_OK) {
         events_status_changed(b, old->gid, old->trans_type, old->status, to_status, reason, old->create_time);
@@ -397,7 +429,7 @@ static void submit_existing(broker *b, const trans_request *req, engine_waiter_f
     }
     int64_t lease_until;
     if (strcmp(old->status, TRANS_PREPARED) == 0 && strcmp(old->trans_type, "saga") != 0) {
-        if (take_prepared(b, old, TRANS_SUBMITTED, NULL, &lease_until, out) == 0) {
+        if (take_prepared(b, old, TRANS_SUBMITTED, NULL, req->custom_data, &lease_until, out) == 0) {
             log_gid_info(old->gid, "%s prepared -> submitted", old->trans_type);
             start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
         }
@@ -490,8 +522,8 @@ void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, voi
             reply_store_error(out, "abort", r);
     } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
                strcmp(old->status, TRANS_PREPARED) == 0) {
-        if (take_prepared(b, old, TRANS_ABORTING, req->rollback_reason, &lease_until, out) == 0)
-            start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
+        if (take_prepared(b, old, TRANS_ABORTING, req->rollback_reason, NULL, &lease_until, out) == 0)
+            start_abort_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
     } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
                strcmp(old->status, TRANS_ABORTING) == 0) {
         engine_poke(b->engine, old->gid);

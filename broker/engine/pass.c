@@ -558,7 +558,7 @@ static void call_special(worker *w, active *a, plan_special which)
         const char *name = json_string_value(json_object_get(custom, "name"));
         const char *b64 = json_string_value(json_object_get(custom, "data"));
         op = name ? name : "";
-        data = b64 ? trans_base64_decode(b64, &data_len) : NULL;
+        data = b64 ? dtmq_base64_decode(b64, &data_len) : NULL;
     }
     char *full = http_dispatch_branch_url(url, a->gid, t->trans_type, "00", op);
     const char *method = which == SPECIAL_RESUME ? "POST" : "GET";

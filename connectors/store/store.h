@@ -100,6 +100,7 @@ typedef struct store_status_change {
     int64_t next_cron_time;      /* 0 = leave unchanged */
     int64_t next_cron_interval;  /* 0 = leave unchanged */
     const char *owner;           /* NULL = leave unchanged; set with next_cron_time to take the lease */
+    const char *custom_data;     /* NULL = leave unchanged */
 } store_status_change;
 
 /*

@@ -113,7 +113,7 @@ static void append_status_change(bson_t *set, const store_status_change *c)
             BSON_APPEND_INT64(set, times[i].name, times[i].v);
     const struct { const char *name; const char *v; } strs[] = {
         {"rollback_reason", c->rollback_reason}, {"result", c->result}, {"ext_data", c->ext_data},
-        {"owner", c->owner},
+        {"owner", c->owner}, {"custom_data", c->custom_data},
     };
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         if (strs[i].v != NULL)

@@ -323,7 +323,8 @@ static store_result apply_status_change(sqlite_store *ss, const char *gid,
         " ext_data = coalesce(?8, ext_data),"
         " next_cron_time = CASE WHEN ?9 <> 0 THEN ?9 ELSE next_cron_time END,"
         " next_cron_interval = CASE WHEN ?10 <> 0 THEN ?10 ELSE next_cron_interval END,"
-        " owner = coalesce(?11, owner)"
+        " owner = coalesce(?11, owner),"
+        " custom_data = coalesce(?12, custom_data)"
         " WHERE gid = ?1");
     if (st == NULL)
         return STORE_UNAVAILABLE;
@@ -339,6 +340,7 @@ static store_result apply_status_change(sqlite_store *ss, const char *gid,
     sqlite_store_bind_int64(st, 9, c->next_cron_time, &rc);
     sqlite_store_bind_int64(st, 10, c->next_cron_interval, &rc);
     sqlite_store_bind_text(st, 11, c->owner, &rc);
+    sqlite_store_bind_text(st, 12, c->custom_data, &rc);
     if (rc != SQLITE_OK) {
         sqlite_store_release(st);
         return sqlite_store_fail(ss, "change_status");

@@ -322,6 +322,28 @@ START_TEST(msg_delay_holds_actions_back)
 }
 END_TEST
 
+/* DTM's clients send a prepared msg's delay with the submit, not the prepare. */
+START_TEST(msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back)
+{
+    msg_env env;
+    env_start(&env, NULL);
+    prepare(&env, env.gid, 1, NULL);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"custom_data\":\"{\\\"delay\\\":2}\"}",
+             env.gid);
+    long long t0 = now_ms();
+    e2e_post_expect(&env.dtmq, "submit", body, 200);
+    ck_assert_int_eq(busi_wait(env.svc, "/api/Msg1", NULL, NULL, 1, 10000), 1);
+    busi_call *calls;
+    size_t n = busi_calls(env.svc, &calls);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_msg(calls[n - 1].time_ms - t0 >= 1500, "action %lld ms after submit, before the delay",
+                  calls[n - 1].time_ms - t0);
+    busi_calls_free(calls, n);
+    env_stop(&env);
+}
+END_TEST
+
 /* ---- check-back (query_prepared) ------------------------------------------- */
 
 START_TEST(msg_unsubmitted_is_checked_back_and_committed_on_success)
@@ -590,6 +612,7 @@ int main(void)
     tcase_add_test(tc, msg_action_error_is_retried_until_success);
     tcase_add_test(tc, msg_action_failure_is_retried_never_rolled_back);
     tcase_add_test(tc, msg_delay_holds_actions_back);
+    tcase_add_test(tc, msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back);
     tcase_add_test(tc, msg_unsubmitted_is_checked_back_and_committed_on_success);
     tcase_add_test(tc, msg_check_back_failure_fails_without_any_action);
     tcase_add_test(tc, msg_check_back_ongoing_asks_again_later);

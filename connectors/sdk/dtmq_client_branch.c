@@ -1,0 +1,176 @@
+/*
+ * dtmq_client_branch.c — helpers for a service's HTTP branch handlers (the
+ * dtm-* fields of a branch call's query string, the status and body DTM
+ * expects for a result) and the small codecs the SDK needs: query-string
+ * building and parsing.
+ */
+#include "dtmq_client_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- results ---------- */
+
+int dtmq_result_status(dtmq_result r)
+{
+    return dtmq_result_http_status(r);
+}
+
+const char *dtmq_result_body(dtmq_result r)
+{
+    switch (r) {
+    case DTMQ_SUCCESS:
+        return "{\"dtm_result\":\"SUCCESS\"}";
+    case DTMQ_FAILURE:
+        return "{\"dtm_result\":\"FAILURE\"}";
+    case DTMQ_ONGOING:
+        return "{\"dtm_result\":\"ONGOING\"}";
+    default:
+        return "{\"message\":\"error\"}";
+    }
+}
+
+/* ---------- query strings ---------- */
+
+static int sdk_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* URL-decodes s[0..n) into out (len bytes). 0, -1 bad escape, -2 too long. */
+static int sdk_url_decode(const char *s, size_t n, char *out, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = sdk_hex(s[i + 1]), lo = sdk_hex(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= len)
+            return -2;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* The first value of name in query into out. 0 found, 1 absent, -1 bad
+ * escape, -2 too long. */
+static int sdk_query_value(const char *query, const char *name, char *out, size_t len)
+{
+    const char *q = strchr(query, '?');
+    q = q ? q + 1 : query;
+    size_t end = strcspn(q, "#"), name_len = strlen(name);
+    for (size_t start = 0; start < end;) {
+        size_t n = strcspn(q + start, "&");
+        if (start + n > end)
+            n = end - start;
+        const char *pair = q + start;
+        if (n > name_len && strncmp(pair, name, name_len) == 0 && pair[name_len] == '=')
+            return sdk_url_decode(pair + name_len + 1, n - name_len - 1, out, len);
+        start += n + 1;
+    }
+    out[0] = '\0';
+    return 1;
+}
+
+static int sdk_optional_field(const char *query, const char *name, char *out, size_t len,
+                              char *err, size_t errlen)
+{
+    int rc = sdk_query_value(query, name, out, len);
+    if (rc == -1)
+        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "query: %s: bad %%-escape", name);
+    if (rc == -2)
+        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "query: %s: longer than %zu bytes", name,
+                        len - 1);
+    return DTMQ_OK;
+}
+
+int dtmq_branch_from_query(const char *query, dtmq_branch_ref *out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (out == NULL)
+        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_branch_from_query: out is NULL");
+    memset(out, 0, sizeof(*out));
+    int rc = DTMQ_OK;
+    if (dtmq_parse_branch_query(query, out->gid, sizeof(out->gid), out->trans_type,
+                                sizeof(out->trans_type), out->branch_id, sizeof(out->branch_id),
+                                out->op, sizeof(out->op), err, errlen) != 0)
+        rc = DTMQ_ERR_INVALID;
+    else if ((rc = sdk_optional_field(query, "dtm", out->dtm, sizeof(out->dtm), err, errlen)) ==
+             DTMQ_OK)
+        rc = sdk_optional_field(query, "phase2_url", out->phase2_url, sizeof(out->phase2_url),
+                                err, errlen);
+    if (rc != DTMQ_OK)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+/* RFC 3986's unreserved characters, kept as they are in a query value. */
+static int sdk_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* Length of s percent-encoded. */
+static size_t sdk_escaped_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += sdk_unreserved((unsigned char)*s) ? 1 : 3;
+    return n;
+}
+
+static char *sdk_escape_into(char *w, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (sdk_unreserved(*p)) {
+            *w++ = (char)*p;
+        } else {
+            *w++ = '%';
+            *w++ = hex[*p >> 4];
+            *w++ = hex[*p & 15];
+        }
+    }
+    return w;
+}
+
+char *sdk_url_with_query(const char *url, const char *const *pairs, size_t npairs)
+{
+    size_t n = strlen(url) + 1;
+    for (size_t i = 0; i + 1 < npairs; i += 2)
+        n += 2 + sdk_escaped_len(pairs[i]) + sdk_escaped_len(pairs[i + 1]);
+    char *out = malloc(n + 1), *w = out;
+    if (out == NULL)
+        return NULL;
+    w += sprintf(w, "%s", url);
+    char sep = strchr(url, '?') != NULL ? '&' : '?';
+    for (size_t i = 0; i + 1 < npairs; i += 2) {
+        *w++ = sep;
+        sep = '&';
+        w = sdk_escape_into(w, pairs[i]);
+        *w++ = '=';
+        w = sdk_escape_into(w, pairs[i + 1]);
+    }
+    *w = '\0';
+    return out;
+}
+
