@@ -923,7 +923,7 @@ START_TEST(usage_errors_exit_2_naming_the_problem)
         ck_assert_msg(r.code == 2, "%s: exit %d: %s", cases[i].args[0], r.code, r.err);
         ck_assert_msg(strstr(r.err, cases[i].says) != NULL, "want '%s', got '%s'", cases[i].says, r.err);
         ck_assert_msg(strstr(r.err, "--help") != NULL, "no hint in '%s'", r.err);
-        ck_assert_int_eq(count_lines(r.err), 1);
+        ck_assert_msg(count_lines(r.err) == 1, "%s: want one line, got '%s'", cases[i].args[0], r.err);
         ck_assert_str_eq(r.out, "");
         cli_result_free(&r);
     }
