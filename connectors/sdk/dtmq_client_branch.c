@@ -33,71 +33,12 @@ const char *dtmq_result_body(dtmq_result r)
 
 /* ---------- query strings ---------- */
 
-static int sdk_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* URL-decodes s[0..n) into out (len bytes). 0, -1 bad escape, -2 too long. */
-static int sdk_url_decode(const char *s, size_t n, char *out, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = sdk_hex(s[i + 1]), lo = sdk_hex(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= len)
-            return -2;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-/* The first value of name in query into out. 0 found, 1 absent, -1 bad
- * escape, -2 too long. */
-static int sdk_query_value(const char *query, const char *name, char *out, size_t len)
-{
-    const char *q = strchr(query, '?');
-    q = q ? q + 1 : query;
-    size_t end = strcspn(q, "#"), name_len = strlen(name);
-    for (size_t start = 0; start < end;) {
-        size_t n = strcspn(q + start, "&");
-        if (start + n > end)
-            n = end - start;
-        const char *pair = q + start;
-        if (n > name_len && strncmp(pair, name, name_len) == 0 && pair[name_len] == '=')
-            return sdk_url_decode(pair + name_len + 1, n - name_len - 1, out, len);
-        start += n + 1;
-    }
-    out[0] = '\0';
-    return 1;
-}
-
 static int sdk_optional_field(const char *query, const char *name, char *out, size_t len,
                               char *err, size_t errlen)
 {
-    int rc = sdk_query_value(query, name, out, len);
-    if (rc == -1)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "query: %s: bad %%-escape", name);
-    if (rc == -2)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "query: %s: longer than %zu bytes", name,
-                        len - 1);
+    char why[200];
+    if (dtmq_query_value(query, name, out, len, why, sizeof(why)) < 0)
+        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", why);
     return DTMQ_OK;
 }
 

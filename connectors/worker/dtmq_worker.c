@@ -682,6 +682,38 @@ static int take_query_pair(const char *pair, size_t n, query_field *fields, size
     return 0;
 }
 
+/* Fills every field named in query (after '?' if any, before '#'). 0 or -1. */
+static int take_query_fields(const char *query, query_field *fields, size_t nfields, char *err,
+                             size_t errlen)
+{
+    const char *q = strchr(query, '?');
+    q = q ? q + 1 : query;
+    size_t end = strcspn(q, "#"); /* a fragment is not part of the query */
+    for (size_t start = 0; start < end;) {
+        size_t n = strcspn(q + start, "&");
+        if (start + n > end)
+            n = end - start;
+        if (n > 0 && take_query_pair(q + start, n, fields, nfields, err, errlen) != 0)
+            return -1;
+        start += n + 1;
+    }
+    return 0;
+}
+
+int dtmq_query_value(const char *query, const char *name, char *out, size_t len, char *err,
+                     size_t errlen)
+{
+    if (query == NULL || name == NULL || out == NULL || len == 0) {
+        set_err(err, errlen, "query: missing argument");
+        return -1;
+    }
+    out[0] = '\0';
+    query_field f = {name, out, len, 0};
+    if (take_query_fields(query, &f, 1, err, errlen) != 0)
+        return -1;
+    return f.found ? 0 : 1;
+}
+
 int dtmq_parse_branch_query(const char *query, char *gid, size_t gid_len, char *trans_type,
                             size_t tt_len, char *branch_id, size_t bid_len, char *op,
                             size_t op_len, char *err, size_t errlen)
@@ -695,17 +727,8 @@ int dtmq_parse_branch_query(const char *query, char *gid, size_t gid_len, char *
                             {"branch_id", branch_id, bid_len, 0},
                             {"op", op, op_len, 0}};
     size_t nfields = sizeof(fields) / sizeof(fields[0]);
-    const char *q = strchr(query, '?');
-    q = q ? q + 1 : query;
-    size_t end = strcspn(q, "#"); /* a fragment is not part of the query */
-    for (size_t start = 0; start < end;) {
-        size_t n = strcspn(q + start, "&");
-        if (start + n > end)
-            n = end - start;
-        if (n > 0 && take_query_pair(q + start, n, fields, nfields, err, errlen) != 0)
-            return -1;
-        start += n + 1;
-    }
+    if (take_query_fields(query, fields, nfields, err, errlen) != 0)
+        return -1;
     for (size_t i = 0; i < nfields; i++)
         if (!fields[i].found || fields[i].buf[0] == '\0') {
             set_err(err, errlen, "query: %s is missing", fields[i].name);

@@ -126,6 +126,12 @@ void dtmq_worker_free(dtmq_worker *w);
  * -1 with err naming the first field that is missing or empty, does not fit
  * its buffer, or has a bad %-escape.
  */
+/* The first value of name in an HTTP query string, URL-decoded, into out (len
+ * bytes). 0 found, 1 absent (out ""), -1 bad %-escape or too long (err says
+ * which). */
+int dtmq_query_value(const char *query, const char *name, char *out, size_t len, char *err,
+                     size_t errlen);
+
 int dtmq_parse_branch_query(const char *query, char *gid, size_t gid_len, char *trans_type,
                             size_t tt_len, char *branch_id, size_t bid_len, char *op,
                             size_t op_len, char *err, size_t errlen);
