@@ -44,6 +44,9 @@ export DTMQ_TEST_MONGO=mongodb://127.0.0.1:${DTMQ_FERRETDB_PORT:-27018}/
 export DTMQ_TEST_POSTGRES="host=127.0.0.1 port=${DTMQ_POSTGRES_PORT:-15432} dbname=dtmq_test user=postgres"
 export DTMQ_TEST_BIN=$B/asan/dtmq
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+# libmongoc's shared-memory counters print a warning when /dev/shm is busy
+# (many processes at once); tests compare stderr, so keep them in memory.
+export MONGOC_DISABLE_SHM=1
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 mkdir -p "$logdir"
 
