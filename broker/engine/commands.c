@@ -593,6 +593,13 @@ void cmd_register_branch(broker *b, json_t *body, cmd_reply *out)
         reply_error(out, 400, "gid and branch_id are required");
         return;
     }
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) /* DTM reads this body as map[string]string */
+        if (!json_is_string(value) && !json_is_null(value)) {
+            reply_error(out, 400, "%s: must be a string (registerBranch takes a flat map of strings)", key);
+            return;
+        }
     trans_global *rows = trans_new();
     if (rows == NULL || register_rows(b, body, type, rows, out) != 0) {
         trans_free(rows);

@@ -394,6 +394,23 @@ START_TEST(tcc_confirm_failure_is_retried_not_rolled_back)
 }
 END_TEST
 
+START_TEST(tcc_register_branch_with_a_non_string_value_is_400)
+{
+    tx_env env;
+    env_start(&env, "tcc");
+    trans_post(&env, "prepare", NULL, 200);
+    json_t *body = register_body(&env, "01", "{}");
+    json_object_set_new(body, "data", json_integer(5));
+    json_t *reply = post(&env, "registerBranch", body, 400);
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(reply, "message")), "data"));
+    json_decref(reply);
+    json_t *q = query(&env); /* nothing was registered */
+    ck_assert_uint_eq(json_array_size(json_object_get(q, "branches")), 0);
+    json_decref(q);
+    env_stop(&env);
+}
+END_TEST
+
 START_TEST(tcc_register_branch_on_unknown_gid_is_409)
 {
     tx_env env;
@@ -628,6 +645,7 @@ int main(void)
     tcase_add_test(tc, tcc_confirm_failure_is_retried_not_rolled_back);
     tcase_add_test(tc, tcc_registering_the_same_branch_again_is_a_no_op);
     tcase_add_test(tc, tcc_register_branch_on_unknown_gid_is_409);
+    tcase_add_test(tc, tcc_register_branch_with_a_non_string_value_is_400);
     tcase_add_test(tc, tcc_register_branch_after_submit_is_409_with_a_message);
     tcase_add_test(tc, tcc_second_submit_is_accepted_and_confirms_nothing_twice);
     tcase_add_test(tc, tcc_abort_of_a_succeeded_transaction_is_409);
