@@ -96,7 +96,28 @@ $(B)/valgrind/tests/%: tests/%.c $(VG_TEST_LIB_OBJ) $(B)/valgrind/libdtmqcore.a
 	$(CC) $(BASEFLAGS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(VG_TEST_LIB_OBJ) \
 		$(B)/valgrind/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
 
-check: $(B)/asan/dtmq bin/dtmq $(TEST_BINS) $(B)/valgrind/dtmq $(VG_TEST_BINS)
+# The worked examples (docs/examples/, tests/examples/*.sh), built as a user
+# would build them: against the headers laid out as `make install` installs
+# them (include/dtmq/*.h), plus the examples' shared HTTP helper.
+EXAMPLE_SRC  := $(sort $(filter-out docs/examples/common/%,$(wildcard docs/examples/*/*.c)))
+EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(B)/asan/examples/%,$(EXAMPLE_SRC))
+EXAMPLE_INC  := $(B)/asan/examples/include
+EXAMPLE_HDRS := $(addprefix $(EXAMPLE_INC)/dtmq/,dtmq_client.h dtmq_worker.h dtmq_barrier.h)
+EXAMPLE_OBJ  := $(B)/asan/docs/examples/common/example_http.o
+
+$(EXAMPLE_INC)/dtmq/dtmq_client.h: connectors/sdk/dtmq_client.h
+$(EXAMPLE_INC)/dtmq/dtmq_worker.h: connectors/worker/dtmq_worker.h
+$(EXAMPLE_INC)/dtmq/dtmq_barrier.h: connectors/barrier/dtmq_barrier.h
+$(EXAMPLE_HDRS):
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(B)/asan/examples/%: docs/examples/%.c $(EXAMPLE_HDRS) $(EXAMPLE_OBJ) $(B)/asan/libdtmqcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) -I$(EXAMPLE_INC) $< $(EXAMPLE_OBJ) \
+		$(B)/asan/libdtmqcore.a $(PKG_LIBS) -o $@
+
+check: $(B)/asan/dtmq bin/dtmq $(TEST_BINS) $(B)/valgrind/dtmq $(VG_TEST_BINS) $(EXAMPLE_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory bin/dtmq

@@ -108,6 +108,11 @@ for n in $(tests_in integration); do
   done
 done
 
+# the worked examples (docs/examples/), end to end on PostgreSQL and Kafka
+export DTMQ_EXAMPLES_BIN=$B/asan/examples
+run_binary "examples/bank_transfer" bash tests/examples/bank_transfer.sh
+run_binary "examples/outbox" bash tests/examples/outbox.sh
+
 # make install, then a service built against the installed libdtmq
 run_binary "install/libdtmq" bash tests/install/run.sh
 

@@ -480,7 +480,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     kafka_header h[32] = {{"dtm-gid", a->gid}, {"dtm-trans-type", a->t->trans_type},
                           {"dtm-branch-id", b->branch_id}, {"dtm-op", b->op},
                           {"dtm-reply-to", e->topics->reply}};
-    size_t n = 5;
+    size_t n = c->await_reply ? 5 : 4; /* msg branches get no reply topic: none is read */
     const char *key;
     json_t *v;
     json_object_foreach(a->opts.branch_headers, key, v)

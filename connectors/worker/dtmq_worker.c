@@ -489,12 +489,22 @@ static msg_outcome handle_branch(dtmq_worker *w, const rd_kafka_message_t *m,
     dtmq_result r = w->handler(w->arg, &bm, message, sizeof(message));
     message[sizeof(message) - 1] = '\0';
     const char *result = result_name(r);
+    if (strcmp(h->trans_type, "msg") == 0) {
+        /* dtmq counted the publish as the branch's success and never sends it
+         * again: only the handler's SUCCESS may let the message go. */
+        if (r == DTMQ_SUCCESS)
+            return MSG_FINISHED;
+        log_line("gid %s branch %s %s: msg branch not done (%s%s%s); handling %s[%d]@%lld again",
+                 h->gid, h->branch_id, h->op, result ? result : "not a dtmq_result",
+                 message[0] ? ": " : "", message, bm.topic, bm.partition, bm.offset);
+        return MSG_AGAIN;
+    }
     if (result == NULL) {
         log_line("gid %s branch %s %s: the handler returned %d, not a dtmq_result; no reply "
                  "(dtmq calls the branch again)", h->gid, h->branch_id, h->op, (int)r);
         return MSG_FINISHED;
     }
-    if (strcmp(h->trans_type, "msg") == 0 || h->reply_to[0] == '\0')
+    if (h->reply_to[0] == '\0')
         return MSG_FINISHED;
     char err[512] = "";
     if (send_reply(w, h, result, message, err, sizeof(err)) != 0) {

@@ -10,11 +10,13 @@
  * saga/TCC/XA/workflow branches, publishes the outcome to dtm-reply-to:
  *   {"gid":..,"branch_id":..,"op":..,"dtm_result":"SUCCESS"|"FAILURE"|"ONGOING","message":..}
  * For msg (2-phase message) branches no reply is sent: dtmq counts the
- * broker's acknowledged publish as the branch's success.
+ * broker's acknowledged publish as the branch's success and never sends the
+ * message again, so the worker holds on to it instead: until the handler
+ * returns DTMQ_SUCCESS, the same message is handled again (after a pause).
  *
  * DELIVERY IS AT LEAST ONCE. A message's offset is stored for commit only
  * after its reply was acknowledged by Kafka (or, for msg branches, after the
- * handler returned). If the reply cannot be published the partition is moved
+ * handler returned DTMQ_SUCCESS). If the reply cannot be published the partition is moved
  * back and the same message is handled again; after a crash, everything not
  * yet committed is handled again; dtmq itself calls a branch again when its
  * reply is late. THE HANDLER MUST THEREFORE BE IDEMPOTENT: doing the same
