@@ -92,6 +92,8 @@ for n in $(tests_in unit); do
 done
 # the JSON Schemas checked by an independent validator (Debian's python3-jsonschema)
 run_binary "schemas/cross_check" /usr/bin/python3 tests/schemas/cross_check.py
+# libFuzzer on every parser of outside input, bounded (DTMQ_FUZZ_SECONDS each)
+run_binary "fuzz/libfuzzer" bash tests/fuzz/run.sh
 run_binary "store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" $B/asan/tests/store/conformance
 run_binary "store/conformance[mongodb]" \

@@ -507,13 +507,19 @@ START_TEST(worker_sends_no_reply_for_msg_branches)
     produce_branch(p, &s);
     recorder r;
     recorder_init(&r);
+    /* the msg handler fails once: the worker must keep the message (dtmq never
+     * sends a msg branch again) and hand it over once more, then succeed */
+    recorder_rule_n(&r, NULL, NULL, DTMQ_FAILURE, "not yet", 1);
+    recorder_rule_n(&r, NULL, NULL, DTMQ_SUCCESS, "", 1);
     recorder_rule(&r, NULL, NULL, DTMQ_FAILURE, "would be replied if it were not msg");
     const char *topics[] = {nm.topic, NULL};
     dtmq_worker *w = new_worker(nm.group, topics, &r);
-    ck_assert_int_eq(run_bounded(w, 2, WAIT_MS), 2);
+    ck_assert_int_eq(run_bounded(w, 3, WAIT_MS), 3);
     ck_assert_str_eq(r.calls[0].trans_type, "msg");
     ck_assert_str_eq(r.calls[0].reply_to, nm.reply);
-    ck_assert_str_eq(r.calls[1].branch_id, "02");
+    ck_assert_str_eq(r.calls[1].trans_type, "msg"); /* the same message again */
+    ck_assert_str_eq(r.calls[1].branch_id, "01");
+    ck_assert_str_eq(r.calls[2].branch_id, "02");
 
     kmsg replies[4];
     size_t n = read_topic(nm.reply, replies, 4, nm.gid, WAIT_MS);
