@@ -103,7 +103,7 @@ EXAMPLE_SRC  := $(sort $(filter-out docs/examples/common/%,$(wildcard docs/examp
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(B)/asan/examples/%,$(EXAMPLE_SRC))
 EXAMPLE_INC  := $(B)/asan/examples/include
 EXAMPLE_HDRS := $(addprefix $(EXAMPLE_INC)/dtmq/,dtmq_client.h dtmq_worker.h dtmq_barrier.h)
-EXAMPLE_OBJ  := $(B)/asan/docs/examples/common/example_http.o
+EXAMPLE_OBJ  := $(B)/asan/docs/examples/common/example_http.o $(B)/asan/docs/examples/common/example_pg.o
 
 $(EXAMPLE_INC)/dtmq/dtmq_client.h: connectors/sdk/dtmq_client.h
 $(EXAMPLE_INC)/dtmq/dtmq_worker.h: connectors/worker/dtmq_worker.h

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "../common/example_http.h"
+#include "../common/example_pg.h"
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -103,44 +104,10 @@ static int parse_args(int argc, char **argv, config *c)
 
 /* ---- database helpers ---------------------------------------------------------- */
 
-/* Runs sql with params on db; *out gets the result when it succeeded (caller
- * clears it). 0, or -1 with PostgreSQL's message in err. */
-static int run_sql(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
-                   char *err, size_t errlen)
-{
-    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-        err[strcspn(err, "\n")] = '\0';
-        PQclear(r);
-        return -1;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        PQclear(r);
-    return 0;
-}
-
-/* A new connection (one per request: simple, and every request can wait on
- * its own barrier row). NULL with err. */
-static PGconn *connect_db(const char *conninfo, char *err, size_t errlen)
-{
-    PGconn *db = PQconnectdb(conninfo);
-    if (db == NULL || PQstatus(db) != CONNECTION_OK) {
-        snprintf(err, errlen, "PostgreSQL: %s", db != NULL ? PQerrorMessage(db) : "out of memory");
-        err[strcspn(err, "\n")] = '\0';
-        PQfinish(db);
-        return NULL;
-    }
-    return db;
-}
-
 /* Creates <schema>.account when missing and checks the barrier table. */
 static int prepare_schema(const config *c, char *err, size_t errlen)
 {
-    PGconn *db = connect_db(c->db, err, errlen);
+    PGconn *db = example_connect(c->db, err, errlen);
     if (db == NULL)
         return -1;
     char schema[128], table[512];
@@ -151,13 +118,13 @@ static int prepare_schema(const config *c, char *err, size_t errlen)
              "frozen boolean NOT NULL DEFAULT false)",
              c->schema);
     PGresult *r = NULL;
-    int rc = run_sql(db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen);
+    int rc = example_sql(db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen);
     if (rc == 0)
-        rc = run_sql(db, schema, 0, NULL, NULL, err, errlen);
+        rc = example_sql(db, schema, 0, NULL, NULL, err, errlen);
     if (rc == 0)
-        rc = run_sql(db, table, 0, NULL, NULL, err, errlen);
+        rc = example_sql(db, table, 0, NULL, NULL, err, errlen);
     if (rc == 0)
-        rc = run_sql(db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
+        rc = example_sql(db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
                      err, errlen);
     if (rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
         snprintf(err, errlen, "table dtm_barrier.barrier is missing: apply "
@@ -188,7 +155,7 @@ static int lock_account(PGconn *db, const transfer *t, long long *balance, int *
              t->cfg->schema);
     const char *p[] = {t->account};
     PGresult *r = NULL;
-    if (run_sql(db, sql, 1, p, &r, err, errlen) != 0)
+    if (example_sql(db, sql, 1, p, &r, err, errlen) != 0)
         return -1;
     int found = PQntuples(r) == 1;
     if (found) {
@@ -212,7 +179,7 @@ static int add_to_balance(PGconn *db, const transfer *t, long delta, int *frozen
     snprintf(amount, sizeof(amount), "%ld", delta);
     const char *p[] = {t->account, amount};
     PGresult *r = NULL;
-    if (run_sql(db, sql, 2, p, &r, err, errlen) != 0)
+    if (example_sql(db, sql, 2, p, &r, err, errlen) != 0)
         return -1;
     int found = PQntuples(r) == 1;
     if (found && frozen != NULL)
@@ -338,7 +305,7 @@ static void run_branch(const config *c, const route *rt, const dtmq_branch_info 
                        transfer *t, ex_response *resp)
 {
     char err[512] = "";
-    PGconn *db = connect_db(c->db, err, sizeof(err));
+    PGconn *db = example_connect(c->db, err, sizeof(err));
     dtmq_barrier_outcome o = DTMQ_BARRIER_DB_ERROR;
     if (db != NULL)
         o = dtmq_barrier_pg_call(db, b, DTMQ_BARRIER_FIRST_ID, rt->fn, t, err, sizeof(err));

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "../common/example_http.h"
+#include "../common/example_pg.h"
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -124,41 +125,9 @@ static int parse_args(int argc, char **argv, config *c)
 
 /* ---- database ---------------------------------------------------------------- */
 
-static int run_sql(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
-                   char *err, size_t errlen)
-{
-    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-        err[strcspn(err, "\n")] = '\0';
-        PQclear(r);
-        return -1;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        PQclear(r);
-    return 0;
-}
-
-/* One connection per request: the barrier needs an idle connection of its
- * own, and query_prepared may have to wait for a local transaction. */
-static PGconn *connect_db(const char *conninfo, char *err, size_t errlen)
-{
-    PGconn *db = PQconnectdb(conninfo);
-    if (db == NULL || PQstatus(db) != CONNECTION_OK) {
-        snprintf(err, errlen, "PostgreSQL: %s", db != NULL ? PQerrorMessage(db) : "out of memory");
-        err[strcspn(err, "\n")] = '\0';
-        PQfinish(db);
-        return NULL;
-    }
-    return db;
-}
-
 static int prepare_schema(const config *c, char *err, size_t errlen)
 {
-    PGconn *db = connect_db(c->db, err, errlen);
+    PGconn *db = example_connect(c->db, err, errlen);
     if (db == NULL)
         return -1;
     char schema[128], table[512];
@@ -169,13 +138,13 @@ static int prepare_schema(const config *c, char *err, size_t errlen)
              "created_at timestamptz NOT NULL DEFAULT now())",
              c->schema);
     PGresult *r = NULL;
-    int rc = run_sql(db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen);
+    int rc = example_sql(db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen);
     if (rc == 0)
-        rc = run_sql(db, schema, 0, NULL, NULL, err, errlen);
+        rc = example_sql(db, schema, 0, NULL, NULL, err, errlen);
     if (rc == 0)
-        rc = run_sql(db, table, 0, NULL, NULL, err, errlen);
+        rc = example_sql(db, table, 0, NULL, NULL, err, errlen);
     if (rc == 0)
-        rc = run_sql(db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
+        rc = example_sql(db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
                      err, errlen);
     if (rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
         snprintf(err, errlen, "table dtm_barrier.barrier is missing: apply "
@@ -215,7 +184,7 @@ static dtmq_business_result insert_order(void *arg, PGconn *db, char *err, size_
     snprintf(count, sizeof(count), "%ld", o->count);
     const char *p[] = {o->order_id, o->gid, o->sku, count};
     PGresult *r = NULL;
-    if (run_sql(db, sql, 4, p, &r, err, errlen) != 0)
+    if (example_sql(db, sql, 4, p, &r, err, errlen) != 0)
         return DTMQ_BUSINESS_RETRY;
     int inserted = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
@@ -242,7 +211,7 @@ static int local_transaction(void *arg, const dtmq_branch_ref *ref, char *err, s
     if (dtmq_branch_info_from_fields(ref->gid, ref->trans_type, ref->branch_id, ref->op, &b, err,
                                      errlen) != 0)
         return DTMQ_ERR_INVALID;
-    PGconn *db = connect_db(o->cfg->db, err, errlen);
+    PGconn *db = example_connect(o->cfg->db, err, errlen);
     if (db == NULL)
         return DTMQ_ERR_UNREACHABLE;
     dtmq_barrier_outcome r =
@@ -346,7 +315,7 @@ static void query_prepared(const config *c, const ex_request *req, ex_response *
         ex_reply_message(resp, 400, err);
         return;
     }
-    PGconn *db = connect_db(c->db, err, sizeof(err));
+    PGconn *db = example_connect(c->db, err, sizeof(err));
     int status = db != NULL ? dtmq_barrier_pg_query_prepared(db, ref.gid, err, sizeof(err)) : -1;
     PQfinish(db);
     printf("orders: QueryPrepared gid=%s -> %d%s%s\n", ref.gid, status, err[0] ? ": " : "",

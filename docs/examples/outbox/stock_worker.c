@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "../common/example_http.h"
+#include "../common/example_pg.h"
 
 #define DB_ATTEMPTS 30 /* a database error is retried this often, 1 s apart */
 
@@ -85,24 +86,6 @@ static int parse_args(int argc, char **argv, config *c)
 
 /* ---- database ---------------------------------------------------------------- */
 
-static int run_sql(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
-                   char *err, size_t errlen)
-{
-    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-        err[strcspn(err, "\n")] = '\0';
-        PQclear(r);
-        return -1;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        PQclear(r);
-    return 0;
-}
-
 /* (Re)connects ctx->db when it is missing or broken: 0, or -1 with err. */
 static int ensure_db(worker_ctx *ctx, char *err, size_t errlen)
 {
@@ -138,13 +121,13 @@ static int prepare_schema(worker_ctx *ctx, char *err, size_t errlen)
              "at timestamptz NOT NULL DEFAULT now())",
              s);
     if (ensure_db(ctx, err, errlen) != 0 ||
-        run_sql(ctx->db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen) != 0)
+        example_sql(ctx->db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen) != 0)
         return -1;
     for (int i = 0; i < 4; i++)
-        if (run_sql(ctx->db, sql[i], 0, NULL, NULL, err, errlen) != 0)
+        if (example_sql(ctx->db, sql[i], 0, NULL, NULL, err, errlen) != 0)
             return -1;
     PGresult *r = NULL;
-    if (run_sql(ctx->db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
+    if (example_sql(ctx->db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
                 err, errlen) != 0)
         return -1;
     int ok = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -202,7 +185,7 @@ static dtmq_business_result reserve(void *arg, PGconn *db, char *err, size_t err
     snprintf(count, sizeof(count), "%ld", r->count);
     const char *p1[] = {r->sku, count}, *p2[] = {r->gid, r->order_id, r->sku, count};
     PGresult *res = NULL;
-    if (run_sql(db, take, 2, p1, &res, err, errlen) != 0)
+    if (example_sql(db, take, 2, p1, &res, err, errlen) != 0)
         return DTMQ_BUSINESS_RETRY;
     int taken = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
@@ -210,7 +193,7 @@ static dtmq_business_result reserve(void *arg, PGconn *db, char *err, size_t err
         snprintf(err, errlen, "sku %s: unknown or fewer than %ld available", r->sku, r->count);
         return DTMQ_BUSINESS_FAILURE;
     }
-    return run_sql(db, note, 4, p2, NULL, err, errlen) == 0 ? DTMQ_BUSINESS_OK
+    return example_sql(db, note, 4, p2, NULL, err, errlen) == 0 ? DTMQ_BUSINESS_OK
                                                              : DTMQ_BUSINESS_RETRY;
 }
 
@@ -225,7 +208,7 @@ static void note_delivery(worker_ctx *ctx, const dtmq_branch_msg *m, const char 
     snprintf(part, sizeof(part), "%d", m->partition);
     snprintf(off, sizeof(off), "%lld", m->offset);
     const char *p[] = {m->gid, m->branch_id, m->op, part, off, outcome};
-    if (ensure_db(ctx, err, sizeof(err)) != 0 || run_sql(ctx->db, sql, 6, p, NULL, err,
+    if (ensure_db(ctx, err, sizeof(err)) != 0 || example_sql(ctx->db, sql, 6, p, NULL, err,
                                                           sizeof(err)) != 0)
         fprintf(stderr, "stock_worker: cannot note the delivery of %s: %s\n", m->gid, err);
 }
