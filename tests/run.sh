@@ -92,6 +92,8 @@ for n in $(tests_in unit); do
 done
 # the JSON Schemas checked by an independent validator (Debian's python3-jsonschema)
 run_binary "schemas/cross_check" /usr/bin/python3 tests/schemas/cross_check.py
+# the deployment files (docker-compose config; no Docker engine needed)
+run_binary "docker/compose" bash tests/docker/run.sh
 # libFuzzer on every parser of outside input, bounded (DTMQ_FUZZ_SECONDS each)
 run_binary "fuzz/libfuzzer" bash tests/fuzz/run.sh
 run_binary "store/conformance[sqlite]" \
