@@ -92,6 +92,8 @@ for n in $(tests_in unit); do
 done
 # the JSON Schemas checked by an independent validator (Debian's python3-jsonschema)
 run_binary "schemas/cross_check" /usr/bin/python3 tests/schemas/cross_check.py
+# the README's quick start, as written (make run + its curl lines)
+run_binary "readme/quickstart" bash tests/readme/run.sh
 # the deployment files (docker-compose config; no Docker engine needed)
 run_binary "docker/compose" bash tests/docker/run.sh
 # libFuzzer on every parser of outside input, bounded (DTMQ_FUZZ_SECONDS each)
