@@ -117,21 +117,8 @@ static int prepare_schema(const config *c, char *err, size_t errlen)
              "balance bigint NOT NULL CHECK (balance >= 0), "
              "frozen boolean NOT NULL DEFAULT false)",
              c->schema);
-    PGresult *r = NULL;
-    int rc = example_sql(db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen);
-    if (rc == 0)
-        rc = example_sql(db, schema, 0, NULL, NULL, err, errlen);
-    if (rc == 0)
-        rc = example_sql(db, table, 0, NULL, NULL, err, errlen);
-    if (rc == 0)
-        rc = example_sql(db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
-                     err, errlen);
-    if (rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-        snprintf(err, errlen, "table dtm_barrier.barrier is missing: apply "
-                              "schemas/barrier/postgres.sql to this database");
-        rc = -1;
-    }
-    PQclear(r);
+    const char *statements[] = {schema, table};
+    int rc = example_prepare_schema(db, statements, 2, err, errlen);
     PQfinish(db);
     return rc;
 }

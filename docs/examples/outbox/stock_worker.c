@@ -120,22 +120,10 @@ static int prepare_schema(worker_ctx *ctx, char *err, size_t errlen)
              "branch_id text, op text, kafka_partition int, kafka_offset bigint, outcome text, "
              "at timestamptz NOT NULL DEFAULT now())",
              s);
-    if (ensure_db(ctx, err, errlen) != 0 ||
-        example_sql(ctx->db, "SET client_min_messages TO warning", 0, NULL, NULL, err, errlen) != 0)
+    const char *statements[] = {sql[0], sql[1], sql[2], sql[3]};
+    if (ensure_db(ctx, err, errlen) != 0)
         return -1;
-    for (int i = 0; i < 4; i++)
-        if (example_sql(ctx->db, sql[i], 0, NULL, NULL, err, errlen) != 0)
-            return -1;
-    PGresult *r = NULL;
-    if (example_sql(ctx->db, "SELECT to_regclass('dtm_barrier.barrier') IS NOT NULL", 0, NULL, &r,
-                err, errlen) != 0)
-        return -1;
-    int ok = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!ok)
-        snprintf(err, errlen, "table dtm_barrier.barrier is missing: apply "
-                              "schemas/barrier/postgres.sql to this database");
-    return ok ? 0 : -1;
+    return example_prepare_schema(ctx->db, statements, 4, err, errlen);
 }
 
 /* ---- the business step ---------------------------------------------------------------- */
