@@ -37,6 +37,7 @@ typedef struct dtmq_config {
     int trans_cron_interval;
     int alert_retry_limit;
     char *alert_web_hook;       /* owned, "" when unset */
+    int http_threads;           /* HTTP API threads */
     long max_body_bytes;
     char *admin_token;          /* owned, "" when unset */
     char *branch_allowlist;     /* owned, comma-separated URL prefixes, "" = any */

@@ -28,27 +28,43 @@ static void count_finished(const char *trans_type, const char *to, int64_t creat
                         (double)(dtmq_now_ms() - create_time) / 1000.0);
 }
 
-void events_status_changed(broker *b, const char *gid, const char *trans_type, const char *from,
-                           const char *to, const char *reason, int64_t create_time)
+int events_published(const broker *b)
+{
+    return b->cfg->kafka_events && b->kafka != NULL && kafka_link_producer(b->kafka) != NULL;
+}
+
+char *events_status_message(broker *b, const char *gid, const char *trans_type, const char *from,
+                            const char *to, const char *reason, int64_t create_time)
 {
     count_finished(trans_type ? trans_type : "", to, create_time);
-    if (!b->cfg->kafka_events || b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)
-        return;
+    if (!events_published(b))
+        return NULL;
     char when[48];
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "gid", gid, "trans_type", trans_type ? trans_type : "",
                            "status", to, "time", trans_json_time(dtmq_now_ms(), when, sizeof(when)));
     if (ev == NULL)
-        return;
+        return NULL;
     if (from)
         json_object_set_new(ev, "previous_status", json_string(from));
     if (reason && reason[0])
         json_object_set_new(ev, "rollback_reason", json_string(reason));
     char *text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    if (text) {
-        kafka_header h = {"dtm-gid", gid};
-        kafka_produce(kafka_link_producer(b->kafka), kafka_link_topics(b->kafka)->events, gid, text,
-                      strlen(text), &h, 1, NULL, NULL);
-    }
+    return text;
+}
+
+void events_publish(broker *b, const char *gid, const char *text)
+{
+    kafka_header h = {"dtm-gid", gid};
+    kafka_produce(kafka_link_producer(b->kafka), kafka_link_topics(b->kafka)->events, gid, text,
+                  strlen(text), &h, 1, NULL, NULL);
+}
+
+void events_status_changed(broker *b, const char *gid, const char *trans_type, const char *from,
+                           const char *to, const char *reason, int64_t create_time)
+{
+    char *text = events_status_message(b, gid, trans_type, from, to, reason, create_time);
+    if (text)
+        events_publish(b, gid, text);
     free(text);
 }

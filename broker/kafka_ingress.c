@@ -3,9 +3,12 @@
  * kafka_ingress.h).
  *
  * Guarantees, per message, in partition order:
- *   - a submit message's command has written the store before its offset is
- *     stored for commit (auto-commit only commits stored offsets), so a crash
- *     re-reads it and the gid makes the second reading harmless;
+ *   - a submit message's command has written the store, durably, before its
+ *     offset is stored for commit (auto-commit only commits stored offsets)
+ *     and before its "accepted" reply, so a crash re-reads it and the gid
+ *     makes the second reading harmless. The thread defers durability: the
+ *     messages taken from one poll burst (up to INGRESS_BATCH) share one
+ *     store commit, then their offsets and replies go out together (flush);
  *   - a message that cannot be taken (not JSON, not valid against
  *     schemas/kafka/submit.schema.json, key not its gid, bad fields, too
  *     large) is copied to PREFIXsubmit.dlq with the reason and its
@@ -35,6 +38,20 @@
 
 #define DLQ_ACK_TIMEOUT_MS 10000
 #define STORE_RETRY_PAUSE_MS 1000
+/* Messages taken before their changes are made durable together. */
+#define INGRESS_BATCH 128
+
+/* A message taken (or to be read again) whose offset waits for the flush;
+ * with the "accepted" reply it owes, if any. */
+typedef struct taken_msg {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int read_again; /* not taken: the partition goes back to this offset */
+    char *reply_to, *gid, *op;
+    int status;
+    json_t *body; /* the reply's body, owned */
+} taken_msg;
 
 struct kafka_ingress {
     broker *b;
@@ -45,6 +62,8 @@ struct kafka_ingress {
     atomic_long submitted, dead_lettered, replies, replies_unknown;
     json_schema *submit_schema; /* schemas/kafka/submit.schema.json */
     json_schema *reply_schema;  /* schemas/kafka/reply.schema.json */
+    taken_msg batch[INGRESS_BATCH]; /* waiting for the flush, in poll order */
+    size_t batch_count;
 };
 
 typedef enum { TAKEN, RETRY } take_result;
@@ -191,7 +210,7 @@ static const char *check_envelope(const kafka_ingress *in, const rd_kafka_messag
     return why;
 }
 
-static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m)
+static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m, taken_msg *acc)
 {
     broker *b = in->b;
     char why[600];
@@ -237,8 +256,10 @@ static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m)
     take_result result = TAKEN;
     if (run_command(b, op, m, body, finished, &r, why, sizeof(why)) != 0) {
         result = dead_letter(in, m, why);
-        if (result == TAKEN && reply_to)
+        if (result == TAKEN && reply_to) { /* nothing was stored: no flush needed */
             send_reply(b, reply_to, gid, op, "accepted", 400, json_pack("{s:s}", "message", why));
+            reply_to = NULL;
+        }
     } else if (r.status >= 500) {
         log_gid_warn(gid, "ingress: %s failed (%d), reading it again later", op, r.status);
         result = RETRY;
@@ -248,9 +269,13 @@ static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m)
     } else {
         atomic_fetch_add(&in->submitted, 1);
     }
-    if (result == TAKEN && reply_to)
-        send_reply(b, reply_to, gid, op, "accepted", r.deferred ? 200 : r.status,
-                   r.deferred ? json_pack("{s:s}", "dtm_result", "SUCCESS") : json_incref(r.body));
+    if (result == TAKEN && reply_to && !acc->reply_to) { /* sent at the flush */
+        acc->reply_to = strdup(reply_to);
+        acc->gid = strdup(gid);
+        acc->op = strdup(op);
+        acc->status = r.deferred ? 200 : r.status;
+        acc->body = r.deferred ? json_pack("{s:s}", "dtm_result", "SUCCESS") : json_incref(r.body);
+    }
     if (!r.deferred)
         reply_target_free(finished); /* the engine did not take it */
     cmd_reply_clear(&r);
@@ -297,51 +322,112 @@ static take_result take_reply(kafka_ingress *in, const rd_kafka_message_t *m)
 
 /* ---- the consumer loop ------------------------------------------------ */
 
-static void store_offset(kafka_ingress *in, const rd_kafka_message_t *m)
+static void store_offset(kafka_ingress *in, const taken_msg *t)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset + 1;
+    rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->offset + 1;
     rd_kafka_offsets_store(in->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Moves the partition back to m so it is read again. */
-static void read_again(kafka_ingress *in, const rd_kafka_message_t *m)
+/* Moves the partitions in l back to their offsets so they are read again. */
+static void read_again(kafka_ingress *in, rd_kafka_topic_partition_list_t *l)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
     rd_kafka_error_t *e = rd_kafka_seek_partitions(in->rk, l, 5000);
     if (e) {
-        log_error("ingress: cannot seek back to %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
-                  (int)m->partition, (long long)m->offset, rd_kafka_error_string(e));
+        log_error("ingress: cannot seek back to re-read %d partition(s): %s", l->cnt,
+                  rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
-    rd_kafka_topic_partition_list_destroy(l);
     struct timespec ts = {STORE_RETRY_PAUSE_MS / 1000, (STORE_RETRY_PAUSE_MS % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static void taken_clear(taken_msg *t)
+{
+    free(t->topic);
+    free(t->reply_to);
+    free(t->gid);
+    free(t->op);
+    json_decref(t->body);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Adds a partition's first offset to re-read (the earliest one wins). */
+static void add_rewind(rd_kafka_topic_partition_list_t *l, const taken_msg *t)
+{
+    rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, t->topic, t->partition);
+    if (p == NULL)
+        rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->offset;
+    else if (t->offset < p->offset)
+        p->offset = t->offset;
+}
+
+/* Makes the batch's changes durable, then stores its offsets and sends its
+ * "accepted" replies. If the store lost them, or a message could not be
+ * taken, its partition is read again from there. */
+static void flush(kafka_ingress *in)
+{
+    if (in->batch_count == 0)
+        return;
+    int durable = store_sync(in->b->store) == STORE_OK;
+    if (!durable)
+        log_warn("ingress: the store did not make %zu message(s) durable (%s); reading them again",
+                 in->batch_count, store_last_error());
+    rd_kafka_topic_partition_list_t *rewind = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < in->batch_count; i++) {
+        taken_msg *t = &in->batch[i];
+        if (durable && !t->read_again) {
+            store_offset(in, t);
+            if (t->reply_to)
+                send_reply(in->b, t->reply_to, t->gid, t->op, "accepted", t->status, json_incref(t->body));
+        } else {
+            add_rewind(rewind, t);
+        }
+        taken_clear(t);
+    }
+    in->batch_count = 0;
+    if (rewind->cnt > 0)
+        read_again(in, rewind);
+    rd_kafka_topic_partition_list_destroy(rewind);
+}
+
+/* Takes one message into the batch; flushes when the batch is full or the
+ * message must be read again. */
+static void take(kafka_ingress *in, const rd_kafka_message_t *m, const char *reply_topic)
+{
+    taken_msg *t = &in->batch[in->batch_count++];
+    int is_reply = strcmp(rd_kafka_topic_name(m->rkt), reply_topic) == 0;
+    take_result r = is_reply ? take_reply(in, m) : take_submit(in, m, t);
+    t->topic = strdup(rd_kafka_topic_name(m->rkt));
+    t->partition = m->partition;
+    t->offset = m->offset;
+    t->read_again = r != TAKEN;
+    if (t->read_again || in->batch_count == INGRESS_BATCH)
+        flush(in);
 }
 
 static void *ingress_main(void *arg)
 {
     kafka_ingress *in = arg;
     const char *reply_topic = kafka_link_topics(in->b->kafka)->reply;
+    store_defer_durability(true); /* flush makes the batch durable */
     while (!atomic_load(&in->stopping)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 200);
-        if (m == NULL)
+        /* no waiting while messages wait for their flush */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, in->batch_count ? 0 : 200);
+        if (m == NULL) {
+            flush(in);
             continue;
+        }
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_warn("ingress: %s", rd_kafka_message_errstr(m));
         } else {
-            int is_reply = strcmp(rd_kafka_topic_name(m->rkt), reply_topic) == 0;
-            take_result r = is_reply ? take_reply(in, m) : take_submit(in, m);
-            if (r == TAKEN)
-                store_offset(in, m);
-            else
-                read_again(in, m);
+            take(in, m, reply_topic);
         }
         rd_kafka_message_destroy(m);
     }
+    flush(in);
     return NULL;
 }
 

@@ -21,7 +21,6 @@
 #include "metrics.h"
 #include "version.h"
 
-#define HTTP_THREADS 4
 
 /* Blocks the stop signals in this thread (and so in every thread started
  * after), so that only wait_for_stop_signal() receives them. */
@@ -73,7 +72,7 @@ static int start_broker(broker *b, const dtmq_config *cfg, http_server **http)
         .host = cfg->http_host,
         .port = cfg->http_port,
         .max_body = (size_t)cfg->max_body_bytes,
-        .threads = HTTP_THREADS,
+        .threads = (unsigned)cfg->http_threads,
     };
     *http = http_server_start(&opts, api_handle, b, err, sizeof(err));
     if (*http == NULL) {

@@ -102,6 +102,11 @@ run_binary "store/conformance[sqlite]" \
   env DTMQ_TEST_STORE="sqlite:$tmp/conformance.db" $B/asan/tests/store/conformance
 run_binary "store/conformance[mongodb]" \
   env DTMQ_TEST_STORE="${DTMQ_TEST_MONGO}dtmq_conformance" $B/asan/tests/store/conformance
+# acknowledged = durable: SIGKILL under load, deferred durability, group commit
+run_binary "store/durability[sqlite]" \
+  env DTMQ_TEST_STORE="sqlite:$tmp/durability.db" $B/asan/tests/store/durability
+run_binary "store/durability[mongodb]" \
+  env DTMQ_TEST_STORE="${DTMQ_TEST_MONGO}dtmq_durability" $B/asan/tests/store/durability
 # test_process and test_barrier do not depend on dtmq's store (the first
 # covers both itself); the end-to-end suites run once per store.
 run_binary "integration/test_process" $B/asan/tests/integration/test_process

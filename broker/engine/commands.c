@@ -449,6 +449,27 @@ static void submit_existing(broker *b, const trans_request *req, engine_waiter_f
     trans_free(old);
 }
 
+/*
+ * Stores a new transaction that a pass starts on at once. With wait_result
+ * the answer comes from the pass, which makes every change durable before it
+ * answers or calls out (pass.c), and it sees this one: so the create need not
+ * wait for its own commit and shares one with the pass's writes. Without
+ * wait_result (or when the submit is published as an event right away) the
+ * answer is given here, so the create is durable first.
+ */
+static store_result create_for_pass(broker *b, const trans_request *req, engine_waiter_fn waiter,
+                                    const trans_global *t)
+{
+    int hand_over = req->opts.wait_result && waiter != NULL && !events_published(b);
+    if (!hand_over)
+        return store_create_trans(b->store, t);
+    bool was = store_durability_deferred();
+    store_defer_durability(true);
+    store_result r = store_create_trans(b->store, t);
+    store_defer_durability(was);
+    return r;
+}
+
 void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, void *arg,
                 cmd_reply *out)
 {
@@ -478,7 +499,7 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
     t->next_cron_interval = 0;
     trans_set_str(&t->owner, engine_owner(b->engine));
     int fresh_tcc = strcmp(req->trans_type, "tcc") == 0 || strcmp(req->trans_type, "xa") == 0;
-    store_result r = fresh_tcc ? STORE_DUPLICATE : store_create_trans(b->store, t);
+    store_result r = fresh_tcc ? STORE_DUPLICATE : create_for_pass(b, req, waiter, t);
     trans_free(t);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "%s submitted", req->trans_type);

@@ -102,6 +102,7 @@ static void worker_release_all(worker *w)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    store_defer_durability(true); /* pass.c syncs before every outside effect */
     for (;;) {
         event *ev = worker_next_event(w);
         if (ev->kind == EV_STOP) {
@@ -110,6 +111,8 @@ static void *worker_main(void *arg)
         }
         if (ev->kind == EV_KICK)
             pass_on_kick(w, ev);
+        else if (ev->kind == EV_DURABLE)
+            pass_on_durable(w, ev);
         else
             pass_on_result(w, ev);
         event_free(ev);
@@ -189,14 +192,16 @@ store_result engine_poke(engine *e, const char *gid)
     return r;
 }
 
-/* Claims every due transaction (in batches) and kicks a pass of each. */
+/* Claims every due transaction (in batches) and kicks a pass of each. The
+ * claims of a batch share one commit (the cron thread defers durability):
+ * the passes start once the leases are durable. */
 static int cron_claim_batch(engine *e)
 {
+    char *gids[CRON_BATCH];
     int claimed = 0;
-    int64_t lease = engine_lease_ms(e, NULL);
+    int64_t lease = engine_lease_ms(e, NULL), now = dtmq_now_ms();
     while (claimed < CRON_BATCH && !e->stopping) {
         trans_global *t = NULL;
-        int64_t now = dtmq_now_ms();
         store_result r = store_claim_due(e->b->store, now, lease, e->owner, &t);
         if (r == STORE_NOT_FOUND)
             break;
@@ -205,9 +210,17 @@ static int cron_claim_batch(engine *e)
             break;
         }
         log_gid_debug(t->gid, "cron: claimed (%s)", t->status);
-        engine_kick(e, t->gid, now + lease, NULL, NULL);
+        gids[claimed++] = t->gid; /* taken over from t */
+        t->gid = NULL;
         trans_free(t);
-        claimed++;
+    }
+    int durable = store_sync(e->b->store) == STORE_OK;
+    if (!durable) /* the leases are lost; the transactions stay due */
+        log_warn("cron: the claims were not made durable: %s", store_last_error());
+    for (int i = 0; i < claimed; i++) {
+        if (durable)
+            engine_kick(e, gids[i], now + lease, NULL, NULL);
+        free(gids[i]);
     }
     return claimed;
 }
@@ -232,6 +245,7 @@ static void cron_sleep(engine *e, int64_t ms)
 static void *cron_main(void *arg)
 {
     engine *e = arg;
+    store_defer_durability(true); /* cron_claim_batch syncs before kicking */
     while (!e->stopping) {
         if (cron_claim_batch(e) == CRON_BATCH)
             continue; /* more may be due right now */
@@ -323,6 +337,10 @@ void engine_stop(engine *e)
         pthread_join(e->workers[i].thread, NULL);
         drain_queue(&e->workers[i]);
     }
+    /* Answers waiting for their commit (pass.c) go out before the HTTP
+     * server stops; the store commits at once, so this is short. */
+    for (int ms = 0; atomic_load(&e->durable_pending) > 0 && ms < 30000; ms++)
+        usleep(1000);
     if (e->replies_timer_started)
         pthread_join(e->replies_timer, NULL);
     http_dispatch_stop(e->http); /* in-flight calls end with "dispatcher stopped" */

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "../../connectors/dispatch/http_dispatch.h"
 #include "../kafka_link.h"
@@ -43,13 +44,15 @@ typedef struct active {
     int had_ongoing;
     char last_error[512];
     int rerun;                /* a kick arrived during the pass: run another */
+    int lost;                 /* the store lost a change of this pass (pass_sync) */
+    int awaiting_durable;     /* the pass waits for EV_DURABLE before it calls out */
     json_t *attempts;         /* calls made this pass, for ext_data.attempts (attempts.c) */
     int64_t lease_until;
     waiter *waiters;
     struct active *next;      /* hash chain */
 } active;
 
-typedef enum { EV_KICK, EV_RESULT, EV_STOP } event_kind;
+typedef enum { EV_KICK, EV_RESULT, EV_DURABLE, EV_STOP } event_kind;
 
 typedef struct event {
     event_kind kind;
@@ -58,6 +61,7 @@ typedef struct event {
     waiter *waiter;           /* EV_KICK, may be NULL */
     long branch;              /* EV_RESULT: branch index, -1 for the special call */
     dispatch_outcome outcome; /* EV_RESULT */
+    int durable;              /* EV_DURABLE: 1 committed, 0 lost */
     int http_status;
     char *text;               /* EV_RESULT: what the call said (status + body or error) */
     int64_t started_ms;       /* EV_RESULT: when the call went out (0 = unknown) */
@@ -92,6 +96,7 @@ struct engine {
     void *replies[REPLY_BUCKETS]; /* reply_wait chains (replies.c), guarded by replies_mu */
     pthread_t replies_timer;
     int replies_timer_started;
+    atomic_int durable_pending; /* store_when_durable callbacks not yet run (pass.c) */
 };
 
 /* engine.c */
@@ -118,6 +123,8 @@ void replies_free_all(engine *e);
 /* Starts (or marks for re-run) a pass on the worker that owns ev->gid. */
 void pass_on_kick(worker *w, event *ev);
 void pass_on_result(worker *w, event *ev);
+/* The writes a pass waited for are durable (or lost): it goes on (or gives up). */
+void pass_on_durable(worker *w, event *ev);
 /* Releases an active transaction at shutdown: lease given back, waiters answered. */
 void pass_release(worker *w, active *a);
 void active_free(active *a);

@@ -16,6 +16,12 @@
  *   - A call goes out only while this process holds the transaction's lease
  *     for longer than the call can take (ensure_lease).
  *   - Status changes happen only when no call is in flight (plan.h).
+ *   - The worker defers durability (store.h): its writes return once
+ *     applied, and pass_sync waits until they are durable before anything
+ *     outside the store can depend on them — a branch call, a Kafka message,
+ *     a status event, an answer to a waiter. Writes between two outside
+ *     effects (e.g. the results of empty-URL branches and the final status)
+ *     thus share one commit, with other transactions' writes.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -93,6 +99,167 @@ static void forget(worker *w, active *a)
 {
     active_remove(w, a);
     active_free(a);
+}
+
+/* ---- durability ------------------------------------------------------- */
+
+/* Waits until this worker's writes (and what it read) are durable. 0, or -1
+ * when the store lost one of them: a's state is then not the store's, so the
+ * caller gives the pass up (give_up) and a later pass redoes it from the
+ * store. */
+static int pass_sync(worker *w, active *a)
+{
+    if (store_sync(w->e->b->store) == STORE_OK)
+        return 0;
+    snprintf(a->last_error, sizeof(a->last_error), "store: %s", store_last_error());
+    log_gid_warn(a->gid, "a change was not made durable (%s); the pass is given up and redone later",
+                 a->last_error);
+    a->lost = 1;
+    return -1;
+}
+
+static void give_up(worker *w, active *a)
+{
+    answer_waiters_json(a, 500, json_pack("{s:s}", "message", a->last_error));
+    forget(w, a);
+}
+
+typedef struct durable_ctx {
+    engine *e;
+    char *gid;
+} durable_ctx;
+
+/* On the store's commit thread: tell the owner its writes are durable. */
+static void on_durable(void *arg, store_result r)
+{
+    durable_ctx *c = arg;
+    event *ev = calloc(1, sizeof(*ev));
+    if (ev != NULL) {
+        ev->kind = EV_DURABLE;
+        ev->gid = c->gid;
+        c->gid = NULL;
+        ev->durable = r == STORE_OK;
+        engine_post(c->e, ev);
+    }
+    atomic_fetch_sub(&c->e->durable_pending, 1);
+    free(c->gid);
+    free(c);
+}
+
+/* Before a call out: 1 when the pass's writes are durable now, 0 when the
+ * pass must wait for EV_DURABLE (the worker serves other transactions
+ * meanwhile), -1 when one was lost (a->lost set). */
+static int pass_durable(worker *w, active *a)
+{
+    durable_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->gid = strdup(a->gid)) == NULL) {
+        free(c);
+        return pass_sync(w, a) == 0 ? 1 : -1;
+    }
+    c->e = w->e;
+    atomic_fetch_add(&w->e->durable_pending, 1);
+    int rc = store_when_durable(w->e->b->store, on_durable, c);
+    if (rc == 1) {
+        a->awaiting_durable = 1;
+        return 0;
+    }
+    atomic_fetch_sub(&w->e->durable_pending, 1);
+    free(c->gid);
+    free(c);
+    if (rc == 0)
+        return 1;
+    snprintf(a->last_error, sizeof(a->last_error), "store: %s", store_last_error());
+    a->lost = 1;
+    return -1;
+}
+
+/* Status events wait for the change they report. */
+typedef struct event_ctx {
+    engine *e;
+    char *gid;
+    char *text;
+} event_ctx;
+
+static void on_event_durable(void *arg, store_result r)
+{
+    event_ctx *c = arg;
+    if (r == STORE_OK)
+        events_publish(c->e->b, c->gid, c->text);
+    else
+        log_gid_warn(c->gid, "status event not published: the change it reports was not made durable");
+    atomic_fetch_sub(&c->e->durable_pending, 1);
+    free(c->gid);
+    free(c->text);
+    free(c);
+}
+
+/* Publishes text (owned; NULL = nothing) once this worker's writes are durable. */
+static void publish_when_durable(worker *w, const char *gid, char *text)
+{
+    if (text == NULL)
+        return;
+    event_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->gid = strdup(gid)) == NULL) {
+        free(c);
+        free(text);
+        return;
+    }
+    c->e = w->e;
+    c->text = text;
+    atomic_fetch_add(&w->e->durable_pending, 1);
+    int rc = store_when_durable(w->e->b->store, on_event_durable, c);
+    if (rc != 1)
+        on_event_durable(c, rc == 0 ? STORE_OK : STORE_UNAVAILABLE);
+}
+
+/* Answers that wait for the writes they report. */
+typedef struct answer_ctx {
+    engine *e;
+    waiter *waiters;
+    int status;
+    char *body;
+} answer_ctx;
+
+static void answer_list(waiter *list, int status, const char *body)
+{
+    while (list) {
+        waiter *wt = list;
+        list = wt->next;
+        wt->fn(wt->arg, status, body);
+        free(wt);
+    }
+}
+
+static void on_answer_durable(void *arg, store_result r)
+{
+    answer_ctx *c = arg;
+    if (r == STORE_OK)
+        answer_list(c->waiters, c->status, c->body ? c->body : "{}");
+    else
+        answer_list(c->waiters, 500, "{\"message\":\"store: the commit of the transaction's last change failed; it is resumed from the store\"}");
+    atomic_fetch_sub(&c->e->durable_pending, 1);
+    free(c->body);
+    free(c);
+}
+
+/* Answers a's waiters with status and body (owned, JSON text) once the
+ * pass's writes are durable, without blocking the worker. */
+static void answer_when_durable(worker *w, active *a, int status, char *body)
+{
+    answer_ctx *c = a->waiters ? calloc(1, sizeof(*c)) : NULL;
+    if (c == NULL) { /* nobody to answer (or no memory: answer after a blocking sync) */
+        if (a->waiters && pass_sync(w, a) != 0)
+            answer_waiters_json(a, 500, json_pack("{s:s}", "message", a->last_error));
+        answer_waiters(a, status, body ? body : "{}");
+        free(body);
+        return;
+    }
+    *c = (answer_ctx){.e = w->e, .waiters = a->waiters, .status = status, .body = body};
+    a->waiters = NULL;
+    atomic_fetch_add(&w->e->durable_pending, 1);
+    int rc = store_when_durable(w->e->b->store, on_answer_durable, c);
+    if (rc != 1)
+        on_answer_durable(c, rc == 0 ? STORE_OK : STORE_UNAVAILABLE);
 }
 
 /* ---- loading ---------------------------------------------------------- */
@@ -200,8 +367,9 @@ static int record_status(worker *w, active *a, const char *status, const char *r
     if (r == STORE_OK) {
         log_gid_info(a->gid, "%s %s -> %s%s%s", a->t->trans_type, a->t->status, status,
                      reason && reason[0] ? ": " : "", reason ? reason : "");
-        events_status_changed(w->e->b, a->gid, a->t->trans_type, a->t->status, status, reason,
-                              a->t->create_time);
+        publish_when_durable(w, a->gid, events_status_message(w->e->b, a->gid, a->t->trans_type,
+                                                              a->t->status, status, reason,
+                                                              a->t->create_time));
         trans_set_str(&a->t->status, status);
         if (ch.rollback_reason)
             trans_set_str(&a->t->rollback_reason, reason);
@@ -635,23 +803,30 @@ static void post_alert(worker *w, const active *a, int64_t retry_count)
     free(text);
 }
 
-static void answer_final(active *a)
+static char *json_text(json_t *body)
 {
-    if (strcmp(a->t->status, TRANS_SUCCEED) == 0)
-        answer_waiters(a, 200, "{\"dtm_result\":\"SUCCESS\"}");
-    else
-        answer_waiters_json(a, 409, json_pack("{s:s, s:s}", "dtm_result", "FAILURE", "message",
-                                              a->t->rollback_reason ? a->t->rollback_reason : ""));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return text;
 }
 
-static void answer_unfinished(active *a)
+static void answer_final(worker *w, active *a)
+{
+    if (strcmp(a->t->status, TRANS_SUCCEED) == 0)
+        answer_when_durable(w, a, 200, strdup("{\"dtm_result\":\"SUCCESS\"}"));
+    else
+        answer_when_durable(w, a, 409, json_text(json_pack("{s:s, s:s}", "dtm_result", "FAILURE", "message",
+                                                           a->t->rollback_reason ? a->t->rollback_reason : "")));
+}
+
+static void answer_unfinished(worker *w, active *a)
 {
     if (a->had_error)
-        answer_waiters_json(a, 500, json_pack("{s:s}", "message", a->last_error));
+        answer_when_durable(w, a, 500, json_text(json_pack("{s:s}", "message", a->last_error)));
     else
-        answer_waiters_json(a, 425, json_pack("{s:s, s:s}", "dtm_result", "ONGOING", "message",
-                                              a->had_ongoing ? "a branch answered ONGOING"
-                                                             : "the transaction is not finished yet"));
+        answer_when_durable(w, a, 425, json_text(json_pack("{s:s, s:s}", "dtm_result", "ONGOING", "message",
+                                                           a->had_ongoing ? "a branch answered ONGOING"
+                                                                          : "the transaction is not finished yet")));
 }
 
 static void reset_pass(active *a)
@@ -666,8 +841,12 @@ static void reset_pass(active *a)
  * arrived meanwhile), 0 when the transaction was forgotten. */
 static int end_pass(worker *w, active *a, const plan *p)
 {
+    if (a->lost) {
+        give_up(w, a);
+        return 0;
+    }
     if (trans_status_is_final(a->t->status)) {
-        answer_final(a);
+        answer_final(w, a);
         forget(w, a);
         return 0;
     }
@@ -692,16 +871,35 @@ static int end_pass(worker *w, active *a, const plan *p)
         log_gid_warn(a->gid, "pass ended with an unknown result, retry in %llds: %s",
                      (long long)interval, a->last_error);
     post_alert(w, a, retry_count);
-    answer_unfinished(a);
+    answer_unfinished(w, a);
     forget(w, a);
     return 0;
 }
 
 /* ---- the pass loop ---------------------------------------------------- */
 
+/* Whether the plan makes a call outside dtmq (an empty URL succeeds at once). */
+static int plan_calls_out(const active *a, const plan *p)
+{
+    if (p->special != SPECIAL_NONE)
+        return 1;
+    for (size_t k = 0; k < p->call_count; k++) {
+        const char *url = a->t->branches[p->calls[k]].url;
+        if (url != NULL && url[0] != '\0')
+            return 1;
+    }
+    return 0;
+}
+
 static void pass_continue(worker *w, active *a)
 {
     for (;;) {
+        if (a->lost) {
+            give_up(w, a);
+            return;
+        }
+        if (a->awaiting_durable)
+            return; /* results are recorded meanwhile; pass_on_durable re-plans */
         plan p;
         pass_view v = {.t = a->t, .opts = &a->opts, .in_flight = a->in_flight, .tried = a->tried,
                        .special_in_flight = a->special_in_flight,
@@ -713,10 +911,17 @@ static void pass_continue(worker *w, active *a)
         json_decref(ext);
         a->planner(&v, &p);
         if (p.call_count > 0 || p.special != SPECIAL_NONE) {
-            if (ensure_lease(w, a) != 0) {
-                answer_waiters(a, 425, "{\"dtm_result\":\"ONGOING\",\"message\":\"another dtmq process took over the transaction\"}");
-                forget(w, a);
-                return;
+            if (plan_calls_out(a, &p)) {
+                if (ensure_lease(w, a) != 0) {
+                    answer_waiters(a, 425, "{\"dtm_result\":\"ONGOING\",\"message\":\"another dtmq process took over the transaction\"}");
+                    forget(w, a);
+                    return;
+                }
+                int durable = pass_durable(w, a);
+                if (durable < 0)
+                    give_up(w, a);
+                if (durable <= 0)
+                    return; /* given up, or pass_on_durable goes on */
             }
             int completed_now = 0;
             for (size_t k = 0; k < p.call_count; k++)
@@ -794,6 +999,23 @@ void pass_on_result(worker *w, event *ev)
     pass_continue(w, a);
 }
 
+void pass_on_durable(worker *w, event *ev)
+{
+    active *a = active_find(w, ev->gid);
+    if (a == NULL || !a->awaiting_durable)
+        return;
+    a->awaiting_durable = 0;
+    if (!ev->durable) {
+        snprintf(a->last_error, sizeof(a->last_error),
+                 "store: the commit of this pass's changes failed; the pass is redone later");
+        log_gid_warn(a->gid, "%s", a->last_error);
+        a->lost = 1;
+    }
+    if (w->e->stopping)
+        return; /* released at stop, redone after restart */
+    pass_continue(w, a);
+}
+
 void pass_release(worker *w, active *a)
 {
     int64_t now = dtmq_now_ms();
@@ -801,5 +1023,6 @@ void pass_release(worker *w, active *a)
                               .owner = ""};
     if (!trans_status_is_final(a->t->status))
         store_change_status(w->e->b->store, a->gid, a->t->status, &ch);
+    (void)store_sync(w->e->b->store); /* if lost, the lease expires instead */
     answer_waiters(a, 503, "{\"message\":\"dtmq is stopping; the transaction will be resumed\"}");
 }

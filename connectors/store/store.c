@@ -12,7 +12,18 @@
 #include <time.h>
 
 static _Thread_local char last_error[512];
+static _Thread_local bool durability_deferred;
 static store_observer observer;
+
+void store_defer_durability(bool on)
+{
+    durability_deferred = on;
+}
+
+bool store_durability_deferred(void)
+{
+    return durability_deferred;
+}
 
 void store_set_observer(store_observer fn)
 {
@@ -113,6 +124,19 @@ store_result store_ping(store *s)
 {
     clear_error();
     OBSERVED("ping", s->ops->ping(s));
+}
+
+store_result store_sync(store *s)
+{
+    clear_error();
+    /* not observed: most calls find nothing to wait for */
+    return s->ops->sync ? s->ops->sync(s) : STORE_OK;
+}
+
+int store_when_durable(store *s, store_durable_fn done, void *arg)
+{
+    clear_error();
+    return s->ops->when_durable ? s->ops->when_durable(s, done, arg) : 0;
 }
 
 store_result store_drop_all(store *s)

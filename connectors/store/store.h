@@ -11,7 +11,9 @@
  * Contract, true of every backend:
  *   - Durable on return: a call that returns STORE_OK has the change committed
  *     (SQLite: the transaction is committed with synchronous=FULL; MongoDB:
- *     acknowledged with the configured write concern, journaled by default).
+ *     acknowledged with the configured write concern, journaled by default),
+ *     unless the calling thread asked for deferred durability (see
+ *     store_defer_durability below: then durable at its next store_sync).
  *   - Every call that changes a global transaction is atomic: it happens whole
  *     or not at all, and the guard it names (gid absent, expected status,
  *     expected KV version) is checked in the same atomic step as the write.
@@ -71,6 +73,43 @@ const char *store_display_uri(const store *s);
 const char *store_last_error(void);
 
 store_result store_ping(store *s);
+
+/* ---- durability: group commit ------------------------------------------ */
+
+/*
+ * The SQLite backend commits the changes of many threads together, one fsync
+ * for all of them (group commit). A call still returns only once its change
+ * is durable, unless its thread turned deferred durability on:
+ *
+ *   store_defer_durability(true)  this thread's later calls return as soon as
+ *       their change is applied (visible to every later call of any thread),
+ *       possibly before it is durable. The thread must call store_sync before
+ *       anything outside the store may depend on what it wrote or read: an
+ *       answer to a client, a branch call, a Kafka message.
+ *   store_sync(s)  waits until every change this thread made, and every
+ *       change it saw in a read, is durable. STORE_UNAVAILABLE when one of
+ *       them was lost (its group's commit failed): the store then holds none
+ *       of that group, and the caller must forget what it derived from it.
+ *
+ * A deferring thread uses one store. The setting is per thread and off by
+ * default. On MongoDB every change is durable on return and store_sync
+ * returns STORE_OK at once.
+ */
+void store_defer_durability(bool on);
+bool store_durability_deferred(void);
+store_result store_sync(store *s);
+
+/*
+ * store_sync without blocking, for a deferring thread that must not wait
+ * (the engine's workers): returns 0 when everything this thread made or saw
+ * is durable already (done is not called), -1 when some of it was lost
+ * (done is not called; store_last_error says why), and 1 when it is still
+ * being committed: then done(arg, result) is called exactly once, later, on
+ * the store's commit thread, with STORE_OK or STORE_UNAVAILABLE. done must be
+ * quick and must not call the store.
+ */
+typedef void (*store_durable_fn)(void *arg, store_result result);
+int store_when_durable(store *s, store_durable_fn done, void *arg);
 
 /* Deletes every transaction and KV entry (tests only). */
 store_result store_drop_all(store *s);

@@ -15,6 +15,8 @@ typedef struct store_ops {
     const char *driver;
     void (*close)(store *s);
     store_result (*ping)(store *s);
+    store_result (*sync)(store *s); /* NULL: every change is durable on return */
+    int (*when_durable)(store *s, store_durable_fn done, void *arg); /* NULL: likewise */
     store_result (*drop_all)(store *s);
     store_result (*create_trans)(store *s, const trans_global *t);
     store_result (*find_trans)(store *s, const char *gid, trans_global **out);

@@ -65,44 +65,6 @@ static const char SQLITE_STORE_SCHEMA[] =
     " update_time INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (cat, k));";
 
-/* ---- locking and transactions ------------------------------------------ */
-
-static store_result sqlite_store_begin(sqlite_store *ss, const char *sql)
-{
-    pthread_mutex_lock(&ss->lock);
-    if (sqlite3_exec(ss->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        store_result r = sqlite_store_fail(ss, sql);
-        pthread_mutex_unlock(&ss->lock);
-        return r;
-    }
-    return STORE_OK;
-}
-
-store_result sqlite_store_begin_write(sqlite_store *ss)
-{
-    /* IMMEDIATE: take the write lock now, before the guard is read. */
-    return sqlite_store_begin(ss, "BEGIN IMMEDIATE");
-}
-
-store_result sqlite_store_begin_read(sqlite_store *ss)
-{
-    return sqlite_store_begin(ss, "BEGIN");
-}
-
-store_result sqlite_store_end(sqlite_store *ss, store_result r)
-{
-    if (r == STORE_OK && sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        r = sqlite_store_fail(ss, "COMMIT");
-    /* After a failed step or COMMIT SQLite may already have rolled back;
-     * get_autocommit tells whether a transaction is still open. The error
-     * text was recorded before, so ROLLBACK's own outcome does not matter:
-     * if even it fails, SQLite rolls back when the connection next begins. */
-    if (!sqlite3_get_autocommit(ss->db))
-        (void)sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
-    pthread_mutex_unlock(&ss->lock);
-    return r;
-}
-
 /* ---- statements ------------------------------------------------------------ */
 
 store_result sqlite_store_fail(sqlite_store *ss, const char *what)
@@ -231,6 +193,7 @@ static void sqlite_store_free(sqlite_store *ss)
 {
     /* finalize returns the statement's last error, already reported; NULL
      * is a no-op. */
+    sqlite_store_commit_stop(ss);
     for (int i = 0; i < SQ_SLOT_COUNT; i++)
         (void)sqlite3_finalize(ss->stmts[i]);
     /* Every statement is finalized, so close cannot be refused as busy; an
@@ -278,6 +241,8 @@ static const store_ops sqlite_store_ops = {
     .driver = "sqlite",
     .close = sqlite_store_close,
     .ping = sqlite_store_ping,
+    .sync = sqlite_store_sync,
+    .when_durable = sqlite_store_when_durable,
     .drop_all = sqlite_store_drop_all,
     .create_trans = sqlite_store_create_trans,
     .find_trans = sqlite_store_find_trans,
@@ -326,9 +291,11 @@ static int sqlite_store_setup(sqlite3 *db, const char **why)
     int rc = sqlite3_busy_timeout(db, SQLITE_STORE_BUSY_TIMEOUT_MS);
     if (rc == SQLITE_OK)
         rc = sqlite_store_enable_wal(db, why);
-    /* FULL: the WAL is fsynced on every COMMIT, so STORE_OK means durable. */
+    /* NORMAL: COMMIT does not fsync the WAL; the committer does, outside
+     * the connection lock, before any op of the batch gets STORE_OK (group
+     * commit, store_sqlite_commit.c). Checkpoints still sync. */
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     /* Several processes may open a new file at once: the write lock makes
      * the schema creation one step, the later ones find the tables. */
     if (rc == SQLITE_OK)
@@ -354,6 +321,7 @@ store *store_sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     snprintf(display, uri_len, "sqlite:%s", path);
+    ss->wal_fd = -1;
     ss->base.ops = &sqlite_store_ops;
     ss->base.display_uri = display;
 
@@ -363,6 +331,10 @@ store *store_sqlite_open(const char *path, char *err, size_t errlen)
                              NULL);
     if (rc == SQLITE_OK)
         rc = sqlite_store_setup(ss->db, &why);
+    if (rc == SQLITE_OK && sqlite_store_commit_start(ss) != 0) {
+        rc = SQLITE_ERROR;
+        why = "cannot start the committer thread";
+    }
     if (rc != SQLITE_OK) {
         if (why == NULL)
             why = ss->db ? sqlite3_errmsg(ss->db) : "out of memory";

@@ -10,11 +10,13 @@
  *
  * Concurrency model: one sqlite3 connection per handle, used only while
  * holding the handle's mutex (the connection is opened NOMUTEX). Every call
- * that writes runs inside BEGIN IMMEDIATE ... COMMIT, which takes SQLite's
- * write lock before the first read, so a guard checked inside the bracket
- * still holds when the write happens — also against other processes sharing
- * the file (they wait on busy_timeout for the lock). Reads that need several
- * statements run in a deferred transaction for one consistent snapshot.
+ * that writes runs in its own SAVEPOINT inside a batch opened with BEGIN
+ * IMMEDIATE, which takes SQLite's write lock before the first read, so a
+ * guard checked inside the bracket still holds when the write happens — also
+ * against other processes sharing the file (they wait on busy_timeout for the
+ * lock). The committer thread COMMITs each batch: group commit, see
+ * store_sqlite_commit.c. Reads outside a batch run in a deferred transaction
+ * for one consistent snapshot.
  */
 #ifndef DTMQ_STORE_SQLITE_INTERNAL_H
 #define DTMQ_STORE_SQLITE_INTERNAL_H
@@ -23,6 +25,11 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* How many finished batches remember whether they were lost. */
+#define SQLITE_BATCH_RING 4096
 
 /* Slots of the prepared-statement cache; each statement is prepared on first
  * use from the SQL text its caller passes and kept until close. */
@@ -52,9 +59,29 @@ typedef enum sqlite_stmt_slot {
 
 typedef struct sqlite_store {
     struct store base; /* must stay first: store_backend.h casts through it */
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* the connection, and the fields up to gc_mu */
     sqlite3 *db;
     sqlite3_stmt *stmts[SQ_SLOT_COUNT];
+    int in_write;        /* the op holding the lock is a write (has a savepoint) */
+    int batch_open;      /* a batch (BEGIN IMMEDIATE) is open */
+    uint64_t batch_seq;  /* number of the open batch, else of the last one */
+    uint64_t committed_seq; /* the last batch COMMITted (maybe not fsynced yet) */
+    char broken[200];    /* set when an fsync failed: every op is refused */
+    int wal_fd;          /* the WAL file, for the committer's fsync */
+
+    pthread_mutex_t gc_mu;  /* the fields below */
+    pthread_cond_t gc_wake; /* to the committer: a batch opened, or stop */
+    pthread_cond_t gc_done; /* to waiters: durable_seq moved */
+    uint64_t opened_seq;    /* the last batch opened */
+    _Atomic uint64_t durable_seq; /* every batch up to it is finished (durable or lost) */
+    uint64_t last_failed_seq;
+    unsigned char batch_failed[SQLITE_BATCH_RING];
+    char last_fail_text[200];
+    struct sqlite_durable_cb *callbacks; /* store_when_durable, oldest first */
+    struct sqlite_durable_cb **callbacks_tail;
+    int gc_stopping;
+    int committer_running;
+    pthread_t committer;
 } sqlite_store;
 
 static inline sqlite_store *sqlite_store_of(store *s)
@@ -70,15 +97,25 @@ static inline sqlite_store *sqlite_store_of(store *s)
  * (status, next_cron_time) index and sort every due row for each claim. */
 #define SQLITE_STORE_DUE_INDEX "trans_global_due"
 
-/* ---- locking and transactions (store_sqlite.c) ------------------------- */
+/* ---- brackets and group commit (store_sqlite_commit.c) ----------------- */
 
-/* Locks the handle and opens BEGIN IMMEDIATE (write) or BEGIN (read). On
- * failure the handle is unlocked again and the error text is set. */
+/* Locks the handle. A write then runs in a savepoint of the open batch
+ * (opening one if needed); a read outside any batch in BEGIN. On failure the
+ * handle is unlocked again and the error text is set. */
 store_result sqlite_store_begin_write(sqlite_store *ss);
 store_result sqlite_store_begin_read(sqlite_store *ss);
-/* Ends what begin_* opened: COMMIT when r is STORE_OK, else ROLLBACK; then
- * unlocks. Returns r, or STORE_UNAVAILABLE if the COMMIT failed. */
+/* Ends what begin_* opened (a write's savepoint is released when r is
+ * STORE_OK, else rolled back), unlocks, and waits until the change (or what
+ * the read saw) is durable, unless the thread defers durability. Returns r,
+ * or STORE_UNAVAILABLE if its batch was lost. */
 store_result sqlite_store_end(sqlite_store *ss, store_result r);
+/* store_sync and store_when_durable for this backend. */
+store_result sqlite_store_sync(store *s);
+int sqlite_store_when_durable(store *s, store_durable_fn done, void *arg);
+/* Starts / stops the committer thread (stop commits the open batch first).
+ * start: 0 or -1; stop is safe when start failed or never ran. */
+int sqlite_store_commit_start(sqlite_store *ss);
+void sqlite_store_commit_stop(sqlite_store *ss);
 
 /* ---- statements (store_sqlite.c) ---------------------------------------- */
 
