@@ -19,6 +19,11 @@
 #define ENGINE_WORKERS 4
 #define ENGINE_MAX_IN_FLIGHT 1024
 #define CRON_BATCH 256
+/* The cron claims no more while this many transactions have a pass running
+ * or waiting (a backlog of 100,000 due ones is taken in bites, so leases do
+ * not run out in the queue and memory stays bounded). */
+#define CRON_MAX_ACTIVE 2048
+#define CRON_BACKOFF_MS 50
 
 unsigned engine_hash(const char *gid)
 {
@@ -192,15 +197,19 @@ store_result engine_poke(engine *e, const char *gid)
     return r;
 }
 
-/* Claims every due transaction (in batches) and kicks a pass of each. The
- * claims of a batch share one commit (the cron thread defers durability):
- * the passes start once the leases are durable. */
+/* Claims due transactions (at most CRON_BATCH, and no more than the engine
+ * has room for) and kicks a pass of each. Returns 1 when more may be due at
+ * once (a cap was reached), 0 when none is left, -1 when the engine is full.
+ * The claims of a batch share one commit (the cron thread defers
+ * durability): the passes start once the leases are durable. */
 static int cron_claim_batch(engine *e)
 {
     char *gids[CRON_BATCH];
-    int claimed = 0;
+    int claimed = 0, room = CRON_MAX_ACTIVE - (atomic_load(&e->active_count) + engine_queue_depth(e));
+    if (room <= 0)
+        return -1; /* busy: try again soon */
     int64_t lease = engine_lease_ms(e, NULL), now = dtmq_now_ms();
-    while (claimed < CRON_BATCH && !e->stopping) {
+    while (claimed < CRON_BATCH && claimed < room && !e->stopping) {
         trans_global *t = NULL;
         store_result r = store_claim_due(e->b->store, now, lease, e->owner, &t);
         if (r == STORE_NOT_FOUND)
@@ -222,7 +231,7 @@ static int cron_claim_batch(engine *e)
             engine_kick(e, gids[i], now + lease, NULL, NULL);
         free(gids[i]);
     }
-    return claimed;
+    return claimed == CRON_BATCH || claimed == room;
 }
 
 static void cron_sleep(engine *e, int64_t ms)
@@ -247,7 +256,12 @@ static void *cron_main(void *arg)
     engine *e = arg;
     store_defer_durability(true); /* cron_claim_batch syncs before kicking */
     while (!e->stopping) {
-        if (cron_claim_batch(e) == CRON_BATCH)
+        int more = cron_claim_batch(e);
+        if (more < 0) {
+            cron_sleep(e, CRON_BACKOFF_MS);
+            continue;
+        }
+        if (more)
             continue; /* more may be due right now */
         /* DTM sleeps TransCronInterval minus up to 1 s of jitter, so several
          * processes do not poll the store in lockstep. */

@@ -97,6 +97,7 @@ struct engine {
     pthread_t replies_timer;
     int replies_timer_started;
     atomic_int durable_pending; /* store_when_durable callbacks not yet run (pass.c) */
+    atomic_int active_count;    /* transactions with a pass running or queued (pass.c) */
 };
 
 /* engine.c */

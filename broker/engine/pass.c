@@ -54,6 +54,7 @@ static active *active_insert(worker *w, const char *gid)
     active **bucket = &w->table[engine_hash(gid) % ENGINE_BUCKETS];
     a->next = *bucket;
     *bucket = a;
+    atomic_fetch_add(&w->e->active_count, 1);
     return a;
 }
 
@@ -62,6 +63,7 @@ static void active_remove(worker *w, active *a)
     for (active **p = &w->table[engine_hash(a->gid) % ENGINE_BUCKETS]; *p; p = &(*p)->next)
         if (*p == a) {
             *p = a->next;
+            atomic_fetch_sub(&w->e->active_count, 1);
             return;
         }
 }

@@ -102,6 +102,17 @@ static store_result wait_durable(sqlite_store *ss, uint64_t seq)
 
 /* ---- opening and ending an op (under the connection lock) --------------- */
 
+/* Runs one of the bracket statements, prepared once: SQLITE_OK or the error. */
+static int bracket(sqlite_store *ss, sqlite_stmt_slot slot, const char *sql)
+{
+    sqlite3_stmt *st = sqlite_store_stmt(ss, slot, sql);
+    if (st == NULL)
+        return SQLITE_ERROR;
+    int rc = sqlite3_step(st);
+    sqlite_store_release(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static store_result open_batch(sqlite_store *ss)
 {
     if (ss->broken[0])
@@ -109,7 +120,7 @@ static store_result open_batch(sqlite_store *ss)
                                ss->broken);
     if (ss->batch_open)
         return STORE_OK;
-    if (sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (bracket(ss, SQ_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE") != SQLITE_OK)
         return sqlite_store_fail(ss, "BEGIN IMMEDIATE");
     ss->batch_open = 1;
     ss->batch_seq++;
@@ -134,7 +145,7 @@ store_result sqlite_store_begin_write(sqlite_store *ss)
 {
     pthread_mutex_lock(&ss->lock);
     store_result r = open_batch(ss);
-    if (r == STORE_OK && sqlite3_exec(ss->db, "SAVEPOINT op", NULL, NULL, NULL) != SQLITE_OK) {
+    if (r == STORE_OK && bracket(ss, SQ_SAVEPOINT, "SAVEPOINT op") != SQLITE_OK) {
         r = sqlite_store_fail(ss, "SAVEPOINT");
         note_batch_rolled_back(ss);
     }
@@ -151,7 +162,7 @@ store_result sqlite_store_begin_read(sqlite_store *ss)
     pthread_mutex_lock(&ss->lock);
     /* Inside an open batch a read sees its changes (and then waits for
      * them, see settle); otherwise a read transaction gives one snapshot. */
-    if (!ss->batch_open && sqlite3_exec(ss->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    if (!ss->batch_open && bracket(ss, SQ_BEGIN, "BEGIN") != SQLITE_OK) {
         store_result r = sqlite_store_fail(ss, "BEGIN");
         pthread_mutex_unlock(&ss->lock);
         return r;
@@ -164,12 +175,13 @@ store_result sqlite_store_begin_read(sqlite_store *ss)
 static store_result end_write(sqlite_store *ss, store_result r)
 {
     ss->in_write = 0;
-    if (r == STORE_OK && sqlite3_exec(ss->db, "RELEASE op", NULL, NULL, NULL) != SQLITE_OK)
+    if (r == STORE_OK && bracket(ss, SQ_RELEASE, "RELEASE op") != SQLITE_OK)
         r = sqlite_store_fail(ss, "RELEASE");
     if (r != STORE_OK && !sqlite3_get_autocommit(ss->db)) {
         /* The error text was recorded before; if even this fails, SQLite
          * has rolled the batch back, which note_batch_rolled_back sees. */
-        (void)sqlite3_exec(ss->db, "ROLLBACK TO op; RELEASE op", NULL, NULL, NULL);
+        if (bracket(ss, SQ_ROLLBACK_TO, "ROLLBACK TO op") == SQLITE_OK)
+            (void)bracket(ss, SQ_RELEASE, "RELEASE op");
     }
     note_batch_rolled_back(ss);
     if (!ss->batch_open && r == STORE_OK) /* the batch was lost under us */
@@ -181,7 +193,7 @@ static store_result end_write(sqlite_store *ss, store_result r)
 /* Ends a read that ran outside any batch. */
 static store_result end_plain_read(sqlite_store *ss, store_result r)
 {
-    if (r == STORE_OK && sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (r == STORE_OK && bracket(ss, SQ_COMMIT, "COMMIT") != SQLITE_OK)
         r = sqlite_store_fail(ss, "COMMIT");
     if (!sqlite3_get_autocommit(ss->db))
         (void)sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
@@ -307,7 +319,7 @@ static uint64_t commit_batch(sqlite_store *ss)
 {
     uint64_t seq = ss->batch_seq;
     ss->batch_open = 0;
-    if (sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+    if (bracket(ss, SQ_COMMIT, "COMMIT") == SQLITE_OK) {
         ss->committed_seq = seq;
         return seq;
     }

@@ -54,6 +54,12 @@ typedef enum sqlite_stmt_slot {
     SQ_KV_DELETE,
     SQ_KV_SCAN,
     SQ_TRANS_COUNT_BY_STATUS,
+    SQ_BEGIN_IMMEDIATE, /* the brackets (store_sqlite_commit.c), run per op */
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_SAVEPOINT,
+    SQ_RELEASE,
+    SQ_ROLLBACK_TO,
     SQ_SLOT_COUNT
 } sqlite_stmt_slot;
 
