@@ -4,6 +4,7 @@
 #
 #   ferretdb.sh install   build the binary into $DTMQ_CACHE/bin (default ~/.cache/dtmq)
 #   ferretdb.sh start     start it on $DTMQ_FERRETDB_PORT (default 27018), fresh data
+#   ferretdb.sh restart   stop it if it runs, start it again on the SAME data
 #   ferretdb.sh stop      stop it
 #   ferretdb.sh status    say whether it runs
 #
@@ -68,9 +69,24 @@ start() {
     port_open && die "port 127.0.0.1:$PORT is taken by another program (set DTMQ_FERRETDB_PORT)"
     rm -rf "$STATE_DIR"
     mkdir -p "$STATE_DIR/data"
+    launch
+}
+
+# Stops FerretDB if it runs and starts it again on the data a previous start
+# created: nothing is wiped.
+restart() {
+    [[ -d $STATE_DIR/data ]] || die "nothing to restart in $STATE_DIR (run 'ferretdb.sh start' first)"
+    installed || install
+    stop >/dev/null
+    port_open && die "port 127.0.0.1:$PORT is taken by another program (set DTMQ_FERRETDB_PORT)"
+    launch
+}
+
+# Runs FerretDB on $STATE_DIR/data and waits until it listens.
+launch() {
     "$BIN" --handler=sqlite --sqlite-url="file:$STATE_DIR/data/" --state-dir="$STATE_DIR" \
         --listen-addr="127.0.0.1:$PORT" --debug-addr=- --telemetry=disable \
-        --log-level=WARN >"$LOG_FILE" 2>&1 </dev/null &
+        --log-level=WARN >>"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 600); do
         if port_open; then
@@ -113,7 +129,8 @@ status() {
 case "${1:-}" in
 install) install ;;
 start) start ;;
+restart) restart ;;
 stop) stop ;;
 status) status ;;
-*) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+*) echo "usage: $0 install|start|restart|stop|status" >&2; exit 2 ;;
 esac

@@ -4,10 +4,12 @@
 # the machine's JDK with a small heap.
 #   kafka.sh install   resolve the jars into the cache (once; reused later)
 #   kafka.sh start     format a fresh log dir, start, wait until it answers
+#   kafka.sh restart   stop it if it runs, start it again on the SAME log dir
+#                      (topics, messages and committed offsets kept)
 #   kafka.sh stop      stop it
 #   kafka.sh status
 # Cache: ${DTMQ_CACHE:-$HOME/.cache/dtmq}/kafka-$VERSION/libs (outside the clone).
-# State: ${DTMQ_SERVICES_DIR:-/tmp/dtmq-services}/kafka (wiped on start).
+# State: ${DTMQ_SERVICES_DIR:-/tmp/dtmq-services}/kafka (wiped on start, kept on restart).
 # Port: ${DTMQ_KAFKA_PORT:-19092} (controller on the next port).
 set -euo pipefail
 
@@ -89,8 +91,24 @@ start() {
   java -cp "$cp" "$log4j" kafka.tools.StorageTool format -t "$id" \
     -c "$state/server.properties" >"$state/format.log" 2>&1 || {
     cat "$state/format.log" >&2; fail "cannot format the KRaft log dir $state/data"; }
+  launch
+}
+
+# Stops the broker if it runs and starts it again on the log dir a previous
+# start formatted: nothing is wiped or reformatted.
+restart() {
+  install
+  [ -f "$state/server.properties" ] && [ -d "$state/data" ] ||
+    fail "nothing to restart in $state (run 'kafka.sh start' first)"
+  stop
+  launch
+}
+
+# Runs the broker on $state's config and waits until it answers.
+launch() {
+  local cp="$libs/*" log4j="-Dlog4j.configuration=file:$state/log4j.properties"
   nohup java -Xms128m -Xmx512m -XX:+UseSerialGC -cp "$cp" "$log4j" kafka.Kafka \
-    "$state/server.properties" >"$state/kafka.log" 2>&1 &
+    "$state/server.properties" >>"$state/kafka.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 120); do
     if answers; then echo "kafka.sh: Kafka $VERSION up on 127.0.0.1:$port"; return 0; fi
@@ -116,7 +134,8 @@ stop() {
 case "${1:-}" in
   install) install ;;
   start) start ;;
+  restart) restart ;;
   stop) stop ;;
   status) if running; then echo "running on 127.0.0.1:$port"; else echo "stopped"; exit 1; fi ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|restart|stop|status" >&2; exit 2 ;;
 esac
