@@ -6,9 +6,11 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "broker.h"
@@ -91,14 +93,44 @@ static int start_broker(broker *b, const dtmq_config *cfg, http_server **http)
  * every waiting wait_result request and releases its leases, so the HTTP
  * server can stop with nothing pending. The producer's last delivery reports
  * still reach the engine's queues, which engine_free empties. */
+/* A stop that hangs (librdkafka waiting for a cluster that was replaced
+ * under it, say) must not keep the process for ever: STOP_TIMEOUT_S after the
+ * signal the watchdog names the part being stopped and exits 1. Nothing
+ * acknowledged is lost that way: it is in the store, and the leases run out. */
+#define STOP_TIMEOUT_S 30
+static const char *_Atomic stopping_part = "";
+
+static void *stop_watchdog(void *arg)
+{
+    (void)arg;
+    sleep(STOP_TIMEOUT_S);
+    log_error("stop did not finish within %d s (stuck stopping %s); exiting without a clean stop: "
+              "nothing acknowledged is lost, another process continues when the leases run out",
+              STOP_TIMEOUT_S, atomic_load(&stopping_part));
+    _exit(1);
+}
+
+static void start_stop_watchdog(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_watchdog, NULL) == 0)
+        pthread_detach(t);
+}
+
 static void stop_broker(broker *b, http_server *http)
 {
+    atomic_store(&stopping_part, "the Kafka ingress");
     kafka_ingress_stop(b->ingress);
+    atomic_store(&stopping_part, "the engine");
     engine_stop(b->engine);
+    atomic_store(&stopping_part, "the HTTP server");
     http_server_stop(http);
+    atomic_store(&stopping_part, "the Kafka producer");
     kafka_link_stop_producer(b->kafka);
     engine_free(b->engine);
+    atomic_store(&stopping_part, "the Kafka link");
     kafka_link_close(b->kafka);
+    atomic_store(&stopping_part, "the store");
     store_close(b->store);
 }
 
@@ -152,6 +184,7 @@ int main(int argc, char **argv)
     announce(&b, &cfg, http_server_port(http));
     int sig = wait_for_stop_signal(&stop_signals);
     log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    start_stop_watchdog();
     stop_broker(&b, http);
     config_free(&cfg);
     metrics_reset();
