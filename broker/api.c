@@ -215,6 +215,9 @@ void api_handle(void *ctx, const http_request *req, http_response *resp)
             api_reply_message(resp, 401, "unauthorized");
             resp->header_name = "WWW-Authenticate"; /* lets a browser ask for the token */
             resp->header_value = "Basic realm=\"dtmq\", charset=\"UTF-8\"";
+        } else if (b->stopping && strcmp(req->method, "GET") != 0) {
+            /* nothing is stored that no pass here would run: ask another process */
+            api_reply_message(resp, 503, "dtmq is stopping; send the request to another dtmq process");
         } else {
             r->fn(b, req, resp);
         }

@@ -18,6 +18,7 @@ typedef struct broker {
     kafka_link *kafka;
     struct engine *engine;
     struct kafka_ingress *ingress;
+    _Atomic int stopping; /* set when a stop begins: new writes get 503 (api.c) */
 } broker;
 
 #endif

@@ -119,6 +119,7 @@ static void start_stop_watchdog(void)
 
 static void stop_broker(broker *b, http_server *http)
 {
+    atomic_store(&b->stopping, 1); /* new writes over HTTP get 503 from now on */
     atomic_store(&stopping_part, "the Kafka ingress");
     kafka_ingress_stop(b->ingress);
     atomic_store(&stopping_part, "the engine");
