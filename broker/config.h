@@ -35,6 +35,7 @@ typedef struct dtmq_config {
     int retry_interval_max;
     int request_timeout;
     int trans_cron_interval;
+    int finished_data_expire;   /* seconds; 0 = keep finished transactions */
     int alert_retry_limit;
     char *alert_web_hook;       /* owned, "" when unset */
     int http_threads;           /* HTTP API threads */

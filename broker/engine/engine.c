@@ -256,6 +256,7 @@ static void *cron_main(void *arg)
     engine *e = arg;
     store_defer_durability(true); /* cron_claim_batch syncs before kicking */
     while (!e->stopping) {
+        retention_tick(e);
         int more = cron_claim_batch(e);
         if (more < 0) {
             cron_sleep(e, CRON_BACKOFF_MS);

@@ -98,6 +98,7 @@ struct engine {
     int replies_timer_started;
     atomic_int durable_pending; /* store_when_durable callbacks not yet run (pass.c) */
     atomic_int active_count;    /* transactions with a pass running or queued (pass.c) */
+    int64_t next_retention_ms;  /* cron thread only (retention.c) */
 };
 
 /* engine.c */
@@ -119,6 +120,9 @@ int replies_expect(engine *e, const char *gid, const char *branch_id, const char
 void replies_cancel(engine *e, const char *gid, const char *branch_id, const char *op);
 void *replies_timer_main(void *arg);
 void replies_free_all(engine *e);
+
+/* retention.c: on the cron thread, deletes expired finished transactions */
+void retention_tick(engine *e);
 
 /* pass.c */
 /* Starts (or marks for re-run) a pass on the worker that owns ev->gid. */

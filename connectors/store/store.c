@@ -253,6 +253,17 @@ store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, 
     OBSERVED("reset_cron_times", s->ops->reset_cron_times(s, now_ms, after_ms, limit, moved, has_remaining));
 }
 
+store_result store_delete_finished(store *s, int64_t before_ms, int limit, int *deleted)
+{
+    clear_error();
+    *deleted = 0;
+    if (limit < 1 || limit > 10000)
+        return store_set_error(STORE_INVALID, "delete_finished: limit must be 1..10000, got %d", limit);
+    if (before_ms <= 0)
+        return store_set_error(STORE_INVALID, "delete_finished: before_ms must be positive");
+    OBSERVED("delete_finished", s->ops->delete_finished(s, before_ms, limit, deleted));
+}
+
 store_result store_list_trans(store *s, const store_filter *filter, const char *cursor,
                               int limit, store_trans_list *out, char **next_cursor)
 {

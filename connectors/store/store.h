@@ -197,6 +197,14 @@ store_result store_touch_cron(store *s, const char *gid, const char *owner,
 store_result store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, int limit,
                                     int *moved, bool *has_remaining);
 
+/*
+ * Retention: deletes up to limit (1..10000) finished transactions (succeed or
+ * failed) whose finish_time is set and earlier than before_ms, with their
+ * branches, oldest first where the backend can tell. *deleted gets how many.
+ * A deleted gid is forgotten: submitting it again creates a new transaction.
+ */
+store_result store_delete_finished(store *s, int64_t before_ms, int limit, int *deleted);
+
 /* ---- listing ------------------------------------------------------------ */
 
 typedef struct store_filter {

@@ -32,6 +32,7 @@ typedef struct store_ops {
                                int64_t next_cron_time, int64_t next_cron_interval);
     store_result (*reset_cron_times)(store *s, int64_t now_ms, int64_t after_ms, int limit,
                                      int *moved, bool *has_remaining);
+    store_result (*delete_finished)(store *s, int64_t before_ms, int limit, int *deleted);
     store_result (*list_trans)(store *s, const store_filter *filter, const char *cursor,
                                int limit, store_trans_list *out, char **next_cursor);
     store_result (*count_by_status)(store *s, store_status_counts *out);

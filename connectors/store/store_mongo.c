@@ -499,6 +499,7 @@ static const store_ops mongo_store_ops = {
     .reset_cron_times = mongo_store_reset_cron_times,
     .list_trans = mongo_store_list_trans,
     .count_by_status = mongo_store_count_by_status,
+    .delete_finished = mongo_store_delete_finished,
     .kv_create = mongo_store_kv_create,
     .kv_get = mongo_store_kv_get,
     .kv_update = mongo_store_kv_update,

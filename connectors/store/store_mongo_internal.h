@@ -84,6 +84,7 @@ store_result mongo_store_touch_cron(store *s, const char *gid, const char *owner
 store_result mongo_store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms, int limit,
                                           int *moved, bool *has_remaining);
 store_result mongo_store_count_by_status(store *s, store_status_counts *out);
+store_result mongo_store_delete_finished(store *s, int64_t before_ms, int limit, int *deleted);
 store_result mongo_store_list_trans(store *s, const store_filter *filter, const char *cursor,
                                     int limit, store_trans_list *out, char **next_cursor);
 store_result mongo_store_kv_create(store *s, const char *cat, const char *key, const char *value);

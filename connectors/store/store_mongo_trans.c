@@ -404,6 +404,22 @@ static bool collect_id(const bson_t *doc, void *ctx)
  * of them that repeats the condition, so each document is changed only if it
  * still qualifies (each document's update is atomic on its own).
  */
+/* Appends {_id: {$in: [ids...]}} to filter. */
+static void append_id_in(bson_t *filter, const bson_oid_t *ids, size_t n)
+{
+    bson_t in, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    for (size_t i = 0; i < n; i++) {
+        char idx[24];
+        const char *name;
+        bson_uint32_to_string((uint32_t)i, &name, idx, sizeof(idx));
+        BSON_APPEND_OID(&arr, name, &ids[i]);
+    }
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(filter, &in);
+}
+
 store_result mongo_store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms,
                                           int limit, int *moved, bool *has_remaining)
 {
@@ -421,19 +437,10 @@ store_result mongo_store_reset_cron_times(store *s, int64_t now_ms, int64_t afte
     store_result r = mongo_find(&op, "reset_cron_times", &cond, opts, collect_id, &found);
     if (r == STORE_OK && found.count > 0) {
         size_t n = found.count > (size_t)limit ? (size_t)limit : found.count;
-        bson_t filter = BSON_INITIALIZER, in, arr, reply;
+        bson_t filter = BSON_INITIALIZER, reply;
         bson_error_t e;
         bson_concat(&filter, &cond);
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
-        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
-        for (size_t i = 0; i < n; i++) {
-            char idx[24];
-            const char *name;
-            bson_uint32_to_string((uint32_t)i, &name, idx, sizeof(idx));
-            BSON_APPEND_OID(&arr, name, &found.ids[i]);
-        }
-        bson_append_array_end(&in, &arr);
-        bson_append_document_end(&filter, &in);
+        append_id_in(&filter, found.ids, n);
         bson_t *update = BCON_NEW("$set", "{", "next_cron_time", BCON_INT64(now_ms), "}");
         if (mongoc_collection_update_many(op.coll, &filter, update, NULL, &reply, &e))
             *moved = (int)mongo_reply_count(&reply, "modifiedCount");
@@ -452,6 +459,47 @@ store_result mongo_store_reset_cron_times(store *s, int64_t now_ms, int64_t afte
     return r;
 }
 
+/* Finished (succeed/failed) with 0 < finish_time < before_ms: the condition
+ * of delete_finished, also its guard in the delete itself. */
+static void append_finished_before(bson_t *cond, int64_t before_ms)
+{
+    bson_t *statuses = BCON_NEW("$in", "[", BCON_UTF8(TRANS_SUCCEED), BCON_UTF8(TRANS_FAILED), "]");
+    bson_t *range = BCON_NEW("$gt", BCON_INT64(0), "$lt", BCON_INT64(before_ms));
+    BSON_APPEND_DOCUMENT(cond, "status", statuses);
+    BSON_APPEND_DOCUMENT(cond, "finish_time", range);
+    bson_destroy(statuses);
+    bson_destroy(range);
+}
+
+store_result mongo_store_delete_finished(store *s, int64_t before_ms, int limit, int *deleted)
+{
+    id_list found = {calloc((size_t)limit, sizeof(bson_oid_t)), 0, (size_t)limit};
+    if (found.ids == NULL)
+        return mongo_oom("delete_finished");
+    bson_t cond = BSON_INITIALIZER;
+    append_finished_before(&cond, before_ms);
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(limit), "projection", "{", "_id", BCON_INT32(1), "}");
+    mongo_op op;
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    store_result r = mongo_find(&op, "delete_finished", &cond, opts, collect_id, &found);
+    if (r == STORE_OK && found.count > 0) {
+        bson_t filter = BSON_INITIALIZER, reply;
+        bson_error_t e;
+        bson_concat(&filter, &cond);
+        append_id_in(&filter, found.ids, found.count);
+        if (mongoc_collection_delete_many(op.coll, &filter, NULL, &reply, &e))
+            *deleted = (int)mongo_reply_count(&reply, "deletedCount");
+        else
+            r = mongo_failed("delete_finished", &e);
+        bson_destroy(&reply);
+        bson_destroy(&filter);
+    }
+    mongo_op_end(&op);
+    bson_destroy(opts);
+    bson_destroy(&cond);
+    free(found.ids);
+    return r;
+}
 
 typedef struct trans_page {
     store_trans_list *out;

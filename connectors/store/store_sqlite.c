@@ -254,6 +254,7 @@ static const store_ops sqlite_store_ops = {
     .reset_cron_times = sqlite_store_reset_cron_times,
     .list_trans = sqlite_store_list_trans,
     .count_by_status = sqlite_store_count_by_status,
+    .delete_finished = sqlite_store_delete_finished,
     .kv_create = sqlite_store_kv_create,
     .kv_get = sqlite_store_kv_get,
     .kv_update = sqlite_store_kv_update,

@@ -54,6 +54,8 @@ typedef enum sqlite_stmt_slot {
     SQ_KV_DELETE,
     SQ_KV_SCAN,
     SQ_TRANS_COUNT_BY_STATUS,
+    SQ_DELETE_FINISHED_BRANCHES,
+    SQ_DELETE_FINISHED_GLOBALS,
     SQ_BEGIN_IMMEDIATE, /* the brackets (store_sqlite_commit.c), run per op */
     SQ_BEGIN,
     SQ_COMMIT,
@@ -173,6 +175,7 @@ store_result sqlite_store_claim_due(store *s, int64_t now_ms, int64_t lease_ms,
                                     const char *owner, trans_global **out);
 store_result sqlite_store_touch_cron(store *s, const char *gid, const char *owner,
                                      int64_t next_cron_time, int64_t next_cron_interval);
+store_result sqlite_store_delete_finished(store *s, int64_t before_ms, int limit, int *deleted);
 store_result sqlite_store_reset_cron_times(store *s, int64_t now_ms, int64_t after_ms,
                                            int limit, int *moved, bool *has_remaining);
 

@@ -619,3 +619,45 @@ store_result sqlite_store_reset_cron_times(store *s, int64_t now_ms, int64_t aft
     }
     return r;
 }
+
+/* ---- retention ------------------------------------------------------------ */
+
+/* The rows delete_finished takes: finished, finish_time set and earlier
+ * than :before, the oldest (by id) :limit of them. Both deletes below select
+ * the same rows: the first does not change trans_global. */
+#define FINISHED_BEFORE                                                              \
+    " FROM trans_global WHERE status IN ('succeed', 'failed') AND finish_time > 0" \
+    " AND finish_time < :before ORDER BY id LIMIT :limit"
+
+static store_result delete_rows(sqlite_store *ss, sqlite_stmt_slot slot, const char *sql,
+                                int64_t before_ms, int limit, int *changes)
+{
+    sqlite3_stmt *st = sqlite_store_stmt(ss, slot, sql);
+    if (st == NULL)
+        return STORE_UNAVAILABLE;
+    int rc = SQLITE_OK;
+    sqlite_store_bind_named_int64(st, ":before", before_ms, &rc);
+    sqlite_store_bind_named_int64(st, ":limit", limit, &rc);
+    if (rc != SQLITE_OK) {
+        sqlite_store_release(st);
+        return sqlite_store_fail(ss, "delete_finished bind");
+    }
+    return sqlite_store_run(ss, st, "delete_finished", changes);
+}
+
+store_result sqlite_store_delete_finished(store *s, int64_t before_ms, int limit, int *deleted)
+{
+    static const char branches[] = "DELETE FROM trans_branch WHERE gid IN (SELECT gid" FINISHED_BEFORE ")";
+    static const char globals[] = "DELETE FROM trans_global WHERE id IN (SELECT id" FINISHED_BEFORE ")";
+    sqlite_store *ss = sqlite_store_of(s);
+    store_result r = sqlite_store_begin_write(ss);
+    if (r != STORE_OK)
+        return r;
+    int ignored = 0;
+    r = delete_rows(ss, SQ_DELETE_FINISHED_BRANCHES, branches, before_ms, limit, &ignored);
+    if (r == STORE_OK)
+        r = delete_rows(ss, SQ_DELETE_FINISHED_GLOBALS, globals, before_ms, limit, deleted);
+    if (r != STORE_OK)
+        *deleted = 0;
+    return sqlite_store_end(ss, r);
+}

@@ -1093,6 +1093,51 @@ START_TEST(test_reset_cron_times)
 }
 END_TEST
 
+/* ---- delete_finished (retention) -------------------------------------------- */
+
+static void create_finished(const char *gid, const char *status, int64_t finish_time)
+{
+    trans_global *t = make_trans(gid, "saga", status, T0, T0 + 1000);
+    t->finish_time = finish_time;
+    add_branch(t, "01", "action", "http://svc/a", "{}", 2, "succeed", T0);
+    create_ok(t);
+    trans_free(t);
+}
+
+START_TEST(test_delete_finished)
+{
+    create_finished("del-old-s", TRANS_SUCCEED, T0 + 1000);
+    create_finished("del-old-f", TRANS_FAILED, T0 + 2000);
+    create_finished("del-new", TRANS_SUCCEED, T0 + 9000);
+    create_finished("del-running", TRANS_SUBMITTED, 0);
+    create_finished("del-no-finish-time", TRANS_SUCCEED, 0);
+    int n = -1;
+    ASSERT_OK(store_delete_finished(S, T0 + 5000, 1, &n));
+    ck_assert_int_eq(n, 1); /* the limit holds */
+    ASSERT_OK(store_delete_finished(S, T0 + 5000, 100, &n));
+    ck_assert_int_eq(n, 1);
+    ASSERT_OK(store_delete_finished(S, T0 + 5000, 100, &n));
+    ck_assert_int_eq(n, 0);
+    const char *gone[] = {"del-old-s", "del-old-f"};
+    for (size_t i = 0; i < 2; i++) {
+        trans_global *t = NULL;
+        ASSERT_RESULT(store_find_trans(S, gone[i], &t), STORE_NOT_FOUND);
+    }
+    const char *kept[] = {"del-new", "del-running", "del-no-finish-time"};
+    for (size_t i = 0; i < 3; i++) {
+        trans_global *k = find_ok(kept[i]);
+        ck_assert_int_eq((int)k->branch_count, 1);
+        trans_free(k);
+    }
+    /* the branches went with their transaction: the gid is free again */
+    create_finished("del-old-s", TRANS_SUCCEED, T0 + 1000);
+    trans_global *again = find_ok("del-old-s");
+    ck_assert_int_eq((int)again->branch_count, 1);
+    trans_free(again);
+    ASSERT_RESULT(store_delete_finished(S, T0, 0, &n), STORE_INVALID);
+}
+END_TEST
+
 /* ---- list_trans ------------------------------------------------------------------------- */
 
 /* Pages through list_trans with filter f and limit; returns the gids in the
@@ -1634,6 +1679,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_claim_due_threads_never_share);
     tcase_add_test(tc, test_touch_cron_owner_guard);
     tcase_add_test(tc, test_reset_cron_times);
+    tcase_add_test(tc, test_delete_finished);
     suite_add_tcase(s, tc);
 
     tc = tcase("list");
