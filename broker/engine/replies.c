@@ -128,7 +128,9 @@ static reply_status record_unwaited(engine *e, const char *gid, const char *bran
         int64_t now = dtmq_now_ms();
         update.status = (char *)status;
         update.update_time = update.finish_time = now;
-        if (store_update_branches(e->b->store, gid, t->status, &update, 1) == STORE_OK)
+        /* only over "prepared": the owner's pass may record its own result
+         * for this branch at the same moment, and that one stands */
+        if (store_update_branches_if(e->b->store, gid, t->status, &update, 1, TRANS_PREPARED) == STORE_OK)
             rs = REPLY_RECORDED;
     }
     trans_free(t);

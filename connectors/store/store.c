@@ -220,7 +220,20 @@ store_result store_update_branches(store *s, const char *gid, const char *expect
     store_result r = check_branch_args("update_branches", gid, expect_status, b, n);
     if (r != STORE_OK)
         return r;
-    OBSERVED("update_branches", s->ops->update_branches(s, gid, expect_status, b, n));
+    OBSERVED("update_branches", s->ops->update_branches(s, gid, expect_status, b, n, NULL));
+}
+
+store_result store_update_branches_if(store *s, const char *gid, const char *expect_status,
+                                      const trans_branch *b, size_t n,
+                                      const char *expect_branch_status)
+{
+    clear_error();
+    store_result r = check_branch_args("update_branches", gid, expect_status, b, n);
+    if (r == STORE_OK && (expect_branch_status == NULL || expect_branch_status[0] == '\0'))
+        r = store_set_error(STORE_INVALID, "update_branches_if: expect_branch_status is required");
+    if (r != STORE_OK)
+        return r;
+    OBSERVED("update_branches", s->ops->update_branches(s, gid, expect_status, b, n, expect_branch_status));
 }
 
 store_result store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const char *owner,

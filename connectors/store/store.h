@@ -169,6 +169,16 @@ store_result store_append_branches(store *s, const char *gid, const char *expect
  */
 store_result store_update_branches(store *s, const char *gid, const char *expect_status,
                                    const trans_branch *b, size_t n);
+/*
+ * The same, also guarded by each branch's own status: only while every one
+ * of them is expect_branch_status (STORE_CONFLICT otherwise, nothing
+ * changed). For results that may race with another writer of the same
+ * branch, such as a Kafka reply nobody waits for (it must not overwrite a
+ * result already recorded).
+ */
+store_result store_update_branches_if(store *s, const char *gid, const char *expect_status,
+                                      const trans_branch *b, size_t n,
+                                      const char *expect_branch_status);
 
 /*
  * Claims one due transaction: status in (prepared, submitted, aborting) and

@@ -24,8 +24,10 @@ typedef struct store_ops {
                                   const store_status_change *change);
     store_result (*append_branches)(store *s, const char *gid, const char *expect_status,
                                     const trans_branch *b, size_t n);
+    /* expect_branch_status NULL: any */
     store_result (*update_branches)(store *s, const char *gid, const char *expect_status,
-                                    const trans_branch *b, size_t n);
+                                    const trans_branch *b, size_t n,
+                                    const char *expect_branch_status);
     store_result (*claim_due)(store *s, int64_t now_ms, int64_t lease_ms, const char *owner,
                               trans_global **out);
     store_result (*touch_cron)(store *s, const char *gid, const char *owner,

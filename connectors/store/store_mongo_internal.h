@@ -76,7 +76,8 @@ store_result mongo_store_change_status(store *s, const char *gid, const char *ex
 store_result mongo_store_append_branches(store *s, const char *gid, const char *expect_status,
                                          const trans_branch *b, size_t n);
 store_result mongo_store_update_branches(store *s, const char *gid, const char *expect_status,
-                                         const trans_branch *b, size_t n);
+                                         const trans_branch *b, size_t n,
+                                         const char *expect_branch_status);
 store_result mongo_store_claim_due(store *s, int64_t now_ms, int64_t lease_ms, const char *owner,
                                    trans_global **out);
 store_result mongo_store_touch_cron(store *s, const char *gid, const char *owner,

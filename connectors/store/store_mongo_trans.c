@@ -11,7 +11,7 @@
 #include <string.h>
 
 /*
- * Reads gid's status (and with want_keys its branch keys into *doc, which the
+ * Reads gid's status (and with want_keys its branches' keys and statuses into *doc, which the
  * caller destroys): NOT_FOUND, CONFLICT when the status is not expect_status,
  * else STORE_OK. Used to explain why a guarded update matched nothing (STORE_OK
  * then means a concurrent change came and went: retry) and by update_branches
@@ -21,7 +21,8 @@ static store_result mongo_check_guard(mongo_op *op, const char *what, const char
                                       const char *expect_status, bool want_keys, bson_t **doc)
 {
     bson_t *filter = BCON_NEW("gid", BCON_UTF8(gid));
-    bson_t *proj = want_keys ? BCON_NEW("status", BCON_INT32(1), "branches.key", BCON_INT32(1))
+    bson_t *proj = want_keys ? BCON_NEW("status", BCON_INT32(1), "branches.key", BCON_INT32(1),
+                                        "branches.status", BCON_INT32(1))
                              : BCON_NEW("status", BCON_INT32(1));
     bson_t *found = NULL;
     bson_iter_t it;
@@ -240,7 +241,7 @@ store_result mongo_store_append_branches(store *s, const char *gid, const char *
  */
 static void build_branch_update(bson_t *filter, bson_t *update, const char *gid,
                                 const char *expect_status, const trans_branch *b, char **keys,
-                                const long *idx, size_t n)
+                                const long *idx, size_t n, const char *expect_branch_status)
 {
     bson_t set;
     char path[64];
@@ -255,6 +256,10 @@ static void build_branch_update(bson_t *filter, bson_t *update, const char *gid,
             continue;
         snprintf(path, sizeof(path), "branches.%ld.key", idx[i]);
         BSON_APPEND_UTF8(filter, path, keys[i]);
+        if (expect_branch_status) {
+            snprintf(path, sizeof(path), "branches.%ld.status", idx[i]);
+            BSON_APPEND_UTF8(filter, path, expect_branch_status);
+        }
         snprintf(path, sizeof(path), "branches.%ld.status", idx[i]);
         BSON_APPEND_UTF8(&set, path, b[i].status);
         const struct { const char *name; int64_t v; } times[] = {
@@ -274,8 +279,21 @@ static void build_branch_update(bson_t *filter, bson_t *update, const char *gid,
  * Branches are append-only, so positions never move; the filter re-checks
  * status and each position's key in the same atomic step as the $set.
  */
+/* The status of the branch at position i of doc, or NULL. */
+static const char *branch_status_at(const bson_t *doc, long i)
+{
+    char path[64];
+    bson_iter_t it, found;
+    snprintf(path, sizeof(path), "branches.%ld.status", i);
+    if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &found) &&
+        BSON_ITER_HOLDS_UTF8(&found))
+        return bson_iter_utf8(&found, NULL);
+    return NULL;
+}
+
 store_result mongo_store_update_branches(store *s, const char *gid, const char *expect_status,
-                                         const trans_branch *b, size_t n)
+                                         const trans_branch *b, size_t n,
+                                         const char *expect_branch_status)
 {
     char **keys = branch_keys(b, n);
     long *idx = calloc(n ? n : 1, sizeof(long));
@@ -285,16 +303,23 @@ store_result mongo_store_update_branches(store *s, const char *gid, const char *
     for (int attempt = 0; attempt < MONGO_GUARD_RETRIES && r == STORE_OK; attempt++) {
         bson_t *doc = NULL;
         r = mongo_check_guard(&op, "update_branches", gid, expect_status, true, &doc);
-        for (size_t i = 0; r == STORE_OK && i < n; i++)
-            if ((idx[i] = branch_index(doc, keys[i])) < 0)
+        for (size_t i = 0; r == STORE_OK && i < n; i++) {
+            if ((idx[i] = branch_index(doc, keys[i])) < 0) {
                 r = store_set_error(STORE_NOT_FOUND, "update_branches: no branch %s/%s in %s",
                                     b[i].branch_id, b[i].op, gid);
+            } else if (expect_branch_status) {
+                const char *now = branch_status_at(doc, idx[i]);
+                if (now == NULL || strcmp(now, expect_branch_status) != 0)
+                    r = store_set_error(STORE_CONFLICT, "update_branches: branch %s/%s of %s is %s, not %s",
+                                        b[i].branch_id, b[i].op, gid, now ? now : "?", expect_branch_status);
+            }
+        }
         bson_destroy(doc);
         if (r != STORE_OK || n == 0)
             break;
         bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
         bool matched = false;
-        build_branch_update(&filter, &update, gid, expect_status, b, keys, idx, n);
+        build_branch_update(&filter, &update, gid, expect_status, b, keys, idx, n, expect_branch_status);
         r = mongo_update_one(&op, "update_branches", &filter, &update, &matched);
         bson_destroy(&filter);
         bson_destroy(&update);

@@ -47,6 +47,7 @@ typedef enum sqlite_stmt_slot {
     SQ_BRANCH_INSERT,
     SQ_BRANCH_BY_GID,
     SQ_BRANCH_UPDATE,
+    SQ_BRANCH_STATUS,
     SQ_KV_INSERT,
     SQ_KV_GET,
     SQ_KV_VERSION,
@@ -170,7 +171,8 @@ store_result sqlite_store_change_status(store *s, const char *gid, const char *e
 store_result sqlite_store_append_branches(store *s, const char *gid, const char *expect_status,
                                           const trans_branch *b, size_t n);
 store_result sqlite_store_update_branches(store *s, const char *gid, const char *expect_status,
-                                          const trans_branch *b, size_t n);
+                                          const trans_branch *b, size_t n,
+                                          const char *expect_branch_status);
 store_result sqlite_store_claim_due(store *s, int64_t now_ms, int64_t lease_ms,
                                     const char *owner, trans_global **out);
 store_result sqlite_store_touch_cron(store *s, const char *gid, const char *owner,

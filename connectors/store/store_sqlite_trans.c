@@ -410,8 +410,40 @@ static store_result update_branch_rows(sqlite_store *ss, const char *gid, const 
     return STORE_OK;
 }
 
+/* Checks that every (branch_id, op) of b exists with status want. Inside
+ * the write transaction, so it still holds when the rows are updated. */
+static store_result check_branch_statuses(sqlite_store *ss, const char *gid, const trans_branch *b,
+                                          size_t n, const char *want)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = sqlite_store_stmt(
+            ss, SQ_BRANCH_STATUS, "SELECT status FROM trans_branch WHERE gid = ?1 AND branch_id = ?2 AND op = ?3");
+        if (st == NULL)
+            return STORE_UNAVAILABLE;
+        int rc = SQLITE_OK;
+        sqlite_store_bind_text(st, 1, gid, &rc);
+        sqlite_store_bind_text(st, 2, b[i].branch_id, &rc);
+        sqlite_store_bind_text(st, 3, b[i].op, &rc);
+        int step = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+        store_result r = STORE_OK;
+        if (step == SQLITE_DONE)
+            r = store_set_error(STORE_NOT_FOUND, "store sqlite: no branch %s/%s in %s", b[i].branch_id,
+                                b[i].op, gid);
+        else if (step != SQLITE_ROW)
+            r = sqlite_store_fail(ss, "branch status");
+        else if (strcmp((const char *)sqlite3_column_text(st, 0), want) != 0)
+            r = store_set_error(STORE_CONFLICT, "store sqlite: branch %s/%s of %s is %s, not %s",
+                                b[i].branch_id, b[i].op, gid, (const char *)sqlite3_column_text(st, 0), want);
+        sqlite_store_release(st);
+        if (r != STORE_OK)
+            return r;
+    }
+    return STORE_OK;
+}
+
 store_result sqlite_store_update_branches(store *s, const char *gid, const char *expect_status,
-                                          const trans_branch *b, size_t n)
+                                          const trans_branch *b, size_t n,
+                                          const char *expect_branch_status)
 {
     sqlite_store *ss = sqlite_store_of(s);
     store_result r = sqlite_store_begin_write(ss);
@@ -420,6 +452,8 @@ store_result sqlite_store_update_branches(store *s, const char *gid, const char 
     /* A late branch result for a global that moved on fails the guard and
      * changes nothing. */
     r = check_status_guard(ss, gid, expect_status);
+    if (r == STORE_OK && expect_branch_status)
+        r = check_branch_statuses(ss, gid, b, n, expect_branch_status);
     if (r == STORE_OK)
         r = update_branch_rows(ss, gid, b, n);
     return sqlite_store_end(ss, r);

@@ -676,6 +676,30 @@ START_TEST(test_update_branches_guards)
 }
 END_TEST
 
+/* update_branches_if: the branch's own status is a guard too, so a result
+ * that races with another writer never overwrites one already recorded. */
+START_TEST(test_update_branches_if_guards_the_branch)
+{
+    trans_global *want = create_three_branches("ubi-1", TRANS_SUBMITTED);
+    const char *before = want->branches[0].status;
+    trans_branch done = branch_of(want->branches[0].branch_id, want->branches[0].op, "", NULL, 0,
+                                  TRANS_SUCCEED, T0 + 5);
+    ASSERT_OK(store_update_branches_if(S, "ubi-1", TRANS_SUBMITTED, &done, 1, before));
+    /* a second, contradicting result finds the branch no longer as expected */
+    trans_branch late = done;
+    late.status = TRANS_FAILED;
+    ASSERT_RESULT(store_update_branches_if(S, "ubi-1", TRANS_SUBMITTED, &late, 1, before), STORE_CONFLICT);
+    trans_global *got = find_ok("ubi-1");
+    ck_assert_str_eq(got->branches[0].status, TRANS_SUCCEED);
+    trans_free(got);
+    trans_branch missing = branch_of("99", "action", "", NULL, 0, TRANS_SUCCEED, T0 + 5);
+    ASSERT_RESULT(store_update_branches_if(S, "ubi-1", TRANS_SUBMITTED, &missing, 1, before), STORE_NOT_FOUND);
+    ASSERT_RESULT(store_update_branches_if(S, "ubi-1", TRANS_ABORTING, &done, 1, TRANS_SUCCEED), STORE_CONFLICT);
+    ASSERT_RESULT(store_update_branches_if(S, "ubi-1", TRANS_SUBMITTED, &done, 1, NULL), STORE_INVALID);
+    trans_free(want);
+}
+END_TEST
+
 /* ---- claim_due ------------------------------------------------------------------------- */
 
 /* Claims and checks the one claimed is want_gid, owned and leased. */
@@ -1668,6 +1692,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_append_branches_guards);
     tcase_add_test(tc, test_update_branches_sets_result_fields_only);
     tcase_add_test(tc, test_update_branches_guards);
+    tcase_add_test(tc, test_update_branches_if_guards_the_branch);
     tcase_add_test(tc, test_drop_all_empties_everything);
     suite_add_tcase(s, tc);
 
