@@ -352,7 +352,8 @@ static void start_abort_pass(broker *b, const char *gid, int64_t lease_until, in
     start_pass(b, gid, lease_until, w != NULL, w ? on_abort_finished : NULL, w, out);
 }
 
-/* prepared → to_status, taking the lease; 0 done, else the reply is filled.
+/* prepared → to_status, taking the lease; 0 done, else the reply is filled:
+ * 1 when the status had changed meanwhile (409), -1 on a store error.
  * custom_data (may be NULL) replaces the stored one: DTM's clients send a
  * msg's delay with the submit, not with the prepare. */
 static int take_prepared(broker *b, const trans_global *old, const char *to_status,
@@ -373,10 +374,11 @@ static int take_prepared(broker *b, const trans_global *old, const char *to_stat
         events_status_changed(b, old->gid, old->trans_type, old->status, to_status, reason, old->create_time);
         return 0;
     }
-    if (r == STORE_CONFLICT)
+    if (r == STORE_CONFLICT) {
         reply_error(out, 409, "the transaction changed meanwhile (was '%s'); try again", old->status);
-    else
-        reply_store_error(out, to_status, r);
+        return 1;
+    }
+    reply_store_error(out, to_status, r);
     return -1;
 }
 
@@ -415,7 +417,7 @@ static void submit_workflow(broker *b, const trans_request *req, cmd_reply *out)
 
 /* A second submit of a gid: DTM's rules, never a second run. */
 static void submit_existing(broker *b, const trans_request *req, engine_waiter_fn waiter, void *arg,
-                            cmd_reply *out)
+                            cmd_reply *out, int attempt)
 {
     trans_global *old = NULL;
     store_result r = store_find_trans(b->store, req->gid, &old);
@@ -429,9 +431,17 @@ static void submit_existing(broker *b, const trans_request *req, engine_waiter_f
     }
     int64_t lease_until;
     if (strcmp(old->status, TRANS_PREPARED) == 0 && strcmp(old->trans_type, "saga") != 0) {
-        if (take_prepared(b, old, TRANS_SUBMITTED, NULL, req->custom_data, &lease_until, out) == 0) {
+        int took = take_prepared(b, old, TRANS_SUBMITTED, NULL, req->custom_data, &lease_until, out);
+        if (took == 0) {
             log_gid_info(old->gid, "%s prepared -> submitted", old->trans_type);
             start_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
+        } else if (took > 0 && attempt == 0) {
+            /* moved meanwhile (a racing submit, say): answer from where it is now */
+            cmd_reply_clear(out);
+            memset(out, 0, sizeof(*out));
+            trans_free(old);
+            submit_existing(b, req, waiter, arg, out, 1);
+            return;
         }
     } else if (strcmp(old->status, TRANS_SUBMITTED) == 0) {
         /* already running here or elsewhere, or waiting for a retry: make it due now */
@@ -506,7 +516,7 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
         events_status_changed(b, req->gid, req->trans_type, NULL, TRANS_SUBMITTED, NULL, 0);
         start_pass(b, req->gid, lease_until, req->opts.wait_result, waiter, arg, out);
     } else if (r == STORE_DUPLICATE) {
-        submit_existing(b, req, waiter, arg, out);
+        submit_existing(b, req, waiter, arg, out, 0);
     } else {
         reply_store_error(out, "submit", r);
     }

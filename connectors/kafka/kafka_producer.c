@@ -195,7 +195,31 @@ void kafka_producer_stop(kafka_producer *p, int flush_ms)
     free(p);
 }
 
-int kafka_ensure_topics(const char *bootstrap, const char *const *topics, size_t count,
+/* Puts into missing the topics the cluster's metadata does not list (all of
+ * them when the metadata cannot be read); returns how many. */
+static size_t missing_topics(rd_kafka_t *rk, const char *const *topics, size_t count,
+                             const char **missing)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (size_t i = 0; i < count; i++)
+            missing[i] = topics[i];
+        return count;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        int known = 0;
+        for (int j = 0; j < md->topic_cnt && !known; j++)
+            known = md->topics[j].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    strcmp(md->topics[j].topic, topics[i]) == 0;
+        if (!known)
+            missing[n++] = topics[i];
+    }
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+int kafka_ensure_topics(const char *bootstrap, const char *const *all_topics, size_t all_count,
                         int partitions, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -209,6 +233,17 @@ int kafka_ensure_topics(const char *bootstrap, const char *const *topics, size_t
         snprintf(err, errlen, "kafka: %s", errstr);
         rd_kafka_conf_destroy(conf);
         return -1;
+    }
+    /* CreateTopics only for what is missing: a cluster may refuse the
+     * request (no admin rights, or no CreateTopics at all) yet have them */
+    const char **topics = calloc(all_count ? all_count : 1, sizeof(*topics));
+    size_t count = topics ? missing_topics(rk, all_topics, all_count, topics) : 0;
+    if (topics == NULL || count == 0) {
+        free(topics);
+        rd_kafka_destroy(rk);
+        if (topics == NULL)
+            snprintf(err, errlen, "kafka: out of memory");
+        return topics == NULL ? -1 : 0;
     }
     rd_kafka_NewTopic_t **nt = calloc(count, sizeof(*nt));
     for (size_t i = 0; i < count; i++)
@@ -244,6 +279,7 @@ int kafka_ensure_topics(const char *bootstrap, const char *const *topics, size_t
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy_array(nt, count);
     free(nt);
+    free(topics);
     rd_kafka_destroy(rk);
     return rc;
 }
