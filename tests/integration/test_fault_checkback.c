@@ -54,26 +54,6 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long long wall_ms(void) /* busi stamps calls with the wall clock */
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *v = getenv(name);
-    int n = v && v[0] ? atoi(v) : def;
-    return n < lo ? lo : n > hi ? hi : n;
-}
-
 static int is_mongodb(void)
 {
     const char *k = getenv("DTMQ_TEST_STORE_KIND");
@@ -85,7 +65,7 @@ static int is_mongodb(void)
  * two writes per query-back: 300 msgs lag the query-backs by 20-90 s. */
 static int matrix_size(void)
 {
-    return env_int("DTMQ_FAULT_CHECKBACK_MSGS", is_mongodb() ? 60 : 300, 5, 100000);
+    return test_env_int("DTMQ_FAULT_CHECKBACK_MSGS", is_mongodb() ? 60 : 300, 5, 100000);
 }
 
 /* ---- the matrix --------------------------------------------------------- */
@@ -153,7 +133,7 @@ static int post(const matrix *x, const char *route, const char *body)
 static void run_one(matrix *x, cmsg *c)
 {
     char *body = msg_body(x, c);
-    c->prepare_sent_wall_ms = wall_ms();
+    c->prepare_sent_wall_ms = test_wall_ms();
     c->prepare_status = post(x, "prepare", body);
     if (c->prepare_status == 200 && c->behaviour == B_COMMIT_NOW)
         c->finish_status = post(x, "submit", body);
@@ -258,7 +238,7 @@ START_TEST(checkback_matrix_delivers_exactly_the_committed)
     memset(&x, 0, sizeof(x));
     pthread_mutex_init(&x.next_mu, NULL);
     x.n = matrix_size();
-    int min_qb = env_int("DTMQ_FAULT_CHECKBACK_MIN_QB", 3, 2, 1000);
+    int min_qb = test_env_int("DTMQ_FAULT_CHECKBACK_MIN_QB", 3, 2, 1000);
     const char *kind = getenv("DTMQ_TEST_STORE_KIND");
     kind = kind && kind[0] ? kind : "sqlite";
     x.m = calloc((size_t)(unsigned)x.n, sizeof(cmsg));
@@ -308,18 +288,18 @@ START_TEST(checkback_matrix_delivers_exactly_the_committed)
     /* wait: every decided msg final, and the ongoing ones asked back min_qb
      * times (timeout, then one retry_interval each, plus slack) */
     long long observe_until = last_prepare_wall + 1000LL * (TIMEOUT_TO_FAIL_S + RETRY_INTERVAL_S * min_qb) + 2500;
-    long long deadline = mono_ms() + 1000LL * env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200);
+    long long deadline = mono_ms() + 1000LL * test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200);
     int pending, ongoing_short;
     do {
-        sleep_ms(1000);
+        test_sleep_ms(1000);
         read_statuses(&x, &pending);
         ongoing_short = 0;
         for (int i = 0; i < x.n; i++)
             if (x.m[i].behaviour == B_ONGOING)
                 ongoing_short += busi_count(x.svc, "/api/QueryPrepared", x.m[i].gid, NULL) < min_qb;
-    } while ((pending > 0 || ongoing_short > 0 || wall_ms() < observe_until) && mono_ms() < deadline);
+    } while ((pending > 0 || ongoing_short > 0 || test_wall_ms() < observe_until) && mono_ms() < deadline);
     long long final_wait_ms = mono_ms() - t0 - submit_ms;
-    long long end_wall = wall_ms();
+    long long end_wall = test_wall_ms();
 
     int stray_qb = collect_query_backs(&x);
     int expected = per[B_COMMIT_NOW] + per[B_COMMIT_ON_QUERY];
@@ -414,7 +394,7 @@ int main(void)
     Suite *s = suite_create("fault_checkback");
     TCase *tc = tcase_create("checkback");
     int n = matrix_size();
-    tcase_set_timeout(tc, 200 + n / 5 + env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200));
+    tcase_set_timeout(tc, 200 + n / 5 + test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200));
     tcase_add_test(tc, checkback_matrix_delivers_exactly_the_committed);
     suite_add_tcase(s, tc);
     return run_suite(s);

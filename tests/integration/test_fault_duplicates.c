@@ -36,34 +36,6 @@
 #include "../lib/kafkatest.h"
 #include "../lib/testlib.h"
 
-/* ---- small helpers ------------------------------------------------------ */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *v = getenv(name);
-    int n = v && v[0] ? atoi(v) : def;
-    return n < lo ? lo : n > hi ? hi : n;
-}
-
-static const char *store_kind(void)
-{
-    const char *k = getenv("DTMQ_TEST_STORE_KIND");
-    return k && k[0] ? k : "sqlite";
-}
-
 /* ---- dtmq on real Kafka, with topics and a group of its own ------------- */
 
 typedef struct kenv {
@@ -188,7 +160,7 @@ static int is_final(const char *s)
 /* Waits until every gid is final; returns how many are not (after the bound). */
 static int wait_all_final(const kenv *env, char (*gids)[64], int n, int bound_s)
 {
-    long long deadline = now_ms() + 1000LL * bound_s;
+    long long deadline = test_now_ms() + 1000LL * bound_s;
     int pending;
     for (;;) {
         pending = 0;
@@ -197,9 +169,9 @@ static int wait_all_final(const kenv *env, char (*gids)[64], int n, int bound_s)
             if (!is_final(e2e_status(&env->dtmq, gids[i], st, sizeof(st))))
                 pending++;
         }
-        if (pending == 0 || now_ms() > deadline)
+        if (pending == 0 || test_now_ms() > deadline)
             return pending;
-        sleep_ms(500);
+        test_sleep_ms(500);
     }
 }
 
@@ -356,7 +328,7 @@ static void run_variant(kenv *env, int variant, int n, dup_figures *f)
         pthread_barrier_destroy(&go);
     }
     f->gids += n;
-    f->not_final += wait_all_final(env, gids, n, env_int("DTMQ_FAULT_DUP_WAIT_S", 90, 10, 3600));
+    f->not_final += wait_all_final(env, gids, n, test_env_int("DTMQ_FAULT_DUP_WAIT_S", 90, 10, 3600));
     kt_msg *km = NULL;
     size_t kn = 0;
     if (variant == VAR_HTTP_KAFKA)
@@ -420,13 +392,13 @@ START_TEST(same_transaction_submitted_twice_at_once)
 {
     kenv env;
     kenv_start(&env);
-    int n = env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
+    int n = test_env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
     dup_figures f[VAR_COUNT];
     memset(f, 0, sizeof(f));
     for (int v = 0; v < VAR_COUNT; v++) {
-        long long v0 = now_ms();
+        long long v0 = test_now_ms();
         run_variant(&env, v, n, &f[v]);
-        f[v].elapsed_ms = now_ms() - v0;
+        f[v].elapsed_ms = test_now_ms() - v0;
     }
     ingress_counts c = ingress(&env);
     kenv_stop(&env);
@@ -436,7 +408,7 @@ START_TEST(same_transaction_submitted_twice_at_once)
                 "http_409_lost_race=%d "
                 "kafka_accepted_200=%d kafka_accepted_409=%d bad_answers=%d extra_step_calls=%d "
                 "not_final=%d dead_lettered=%ld elapsed_ms=%lld\n",
-                store_kind(), var_names[v], f[v].gids, f[v].stored_ok, f[v].answers_200,
+                test_store_kind(), var_names[v], f[v].gids, f[v].stored_ok, f[v].answers_200,
                 f[v].answers_409, f[v].answers_409_race, f[v].kafka_accepted_200, f[v].kafka_accepted_409,
                 f[v].bad_answers, f[v].step_calls_extra, f[v].not_final, c.dead_lettered,
                 f[v].elapsed_ms);
@@ -455,8 +427,8 @@ START_TEST(kafka_submit_message_delivered_twice)
 {
     kenv env;
     kenv_start(&env);
-    int n = env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
-    long long t0 = now_ms();
+    int n = test_env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
+    long long t0 = test_now_ms();
     char (*gids)[64] = calloc((size_t)n, 64);
     char **msgs = calloc((size_t)n, sizeof(char *));
     char replies[160];
@@ -468,12 +440,12 @@ START_TEST(kafka_submit_message_delivered_twice)
         kenv_produce(&env, "submit", gids[i], msgs[i]); /* the same message, twice in a row */
         kenv_produce(&env, "submit", gids[i], msgs[i]);
     }
-    int not_final = wait_all_final(&env, gids, n, env_int("DTMQ_FAULT_DUP_WAIT_S", 90, 10, 3600));
+    int not_final = wait_all_final(&env, gids, n, test_env_int("DTMQ_FAULT_DUP_WAIT_S", 90, 10, 3600));
     for (int i = 0; i < n; i++) /* re-delivered after dtmq finished it */
         kenv_produce(&env, "submit", gids[i], msgs[i]);
     kt_msg *m;
     size_t got = kt_read(env.bootstrap, replies, (size_t)n * 3, 30000, &m);
-    sleep_ms(1000); /* a stray step call would land now */
+    test_sleep_ms(1000); /* a stray step call would land now */
     int second_200 = 0, second_409 = 0, third_409 = 0, extra_calls = 0, stored_once = 0;
     for (int i = 0; i < n; i++) {
         int a0 = accepted_status(m, got, gids[i], 0), a1 = accepted_status(m, got, gids[i], 1),
@@ -502,9 +474,9 @@ START_TEST(kafka_submit_message_delivered_twice)
             "fault[dup-kafka-submit/%s]: gids=%d messages=%d stored_once=%d second_accepted_200=%d "
             "second_accepted_409=%d after_end_409=%d extra_step_calls=%d not_final=%d "
             "ingress_submitted=%ld dead_lettered=%ld replies_read=%zu elapsed_ms=%lld\n",
-            store_kind(), n, 3 * n, stored_once, second_200, second_409, third_409, extra_calls,
+            test_store_kind(), n, 3 * n, stored_once, second_200, second_409, third_409, extra_calls,
             not_final, c1.submitted - c0.submitted, c1.dead_lettered - c0.dead_lettered, got,
-            now_ms() - t0);
+            test_now_ms() - t0);
     ck_assert_int_eq(not_final, 0);
     ck_assert_int_eq(c1.submitted - c0.submitted, 3L * n); /* each delivery taken, none lost */
     ck_assert_int_eq(c1.dead_lettered - c0.dead_lettered, 0);
@@ -578,9 +550,9 @@ static void answer(rworld *w, rsaga *s, const char *bid, int branch, int nth)
          * late_branches_republished. */
         pthread_mutex_lock(&w->mu);
         if (nth == 1)
-            s->late_due_ms = now_ms() + 15000;
+            s->late_due_ms = test_now_ms() + 15000;
         else if (nth == 2)
-            s->late_due_ms = now_ms() + (s->index % 2 ? w->late_ms : 300);
+            s->late_due_ms = test_now_ms() + (s->index % 2 ? w->late_ms : 300);
         pthread_mutex_unlock(&w->mu);
     } else if (nth == 1) {
         send_reply(w, s->gid, bid, "action", "SUCCESS");
@@ -647,7 +619,7 @@ static void *worker_main(void *arg)
         for (int i = 0; i < w->n; i++) { /* the held replies that are due */
             rsaga *s = &w->s[i];
             pthread_mutex_lock(&w->mu);
-            int due = s->late_due_ms && !s->late_sent && now_ms() >= s->late_due_ms;
+            int due = s->late_due_ms && !s->late_sent && test_now_ms() >= s->late_due_ms;
             s->late_sent |= due;
             pthread_mutex_unlock(&w->mu);
             if (due)
@@ -671,7 +643,7 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
 {
     kenv env;
     kenv_start(&env);
-    rworld w = {.env = &env, .n = env_int("DTMQ_FAULT_DUP_REPLY_GIDS", 24, 3, 3000)};
+    rworld w = {.env = &env, .n = test_env_int("DTMQ_FAULT_DUP_REPLY_GIDS", 24, 3, 3000)};
     w.late_ms = 2500; /* past the second wait's request_timeout (2 s) */
     pthread_mutex_init(&w.mu, NULL);
     w.s = calloc((size_t)(unsigned)w.n, sizeof(rsaga));
@@ -687,7 +659,7 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
     }
     pthread_t wt;
     pthread_create(&wt, NULL, worker_main, &w);
-    long long t0 = now_ms();
+    long long t0 = test_now_ms();
     ingress_counts c0 = ingress(&env);
     for (int i = 0; i < w.n; i++) {
         rsaga *s = &w.s[i];
@@ -704,7 +676,7 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
     char (*gids)[64] = calloc((size_t)(unsigned)w.n, 64);
     for (int i = 0; i < w.n; i++)
         memcpy(gids[i], w.s[i].gid, 64);
-    int not_final = wait_all_final(&env, gids, w.n, env_int("DTMQ_FAULT_DUP_WAIT_S", 90, 10, 3600));
+    int not_final = wait_all_final(&env, gids, w.n, test_env_int("DTMQ_FAULT_DUP_WAIT_S", 90, 10, 3600));
     /* after the end: a repeated SUCCESS, a contradicting FAILURE, a stray compensate */
     char (*before)[512] = calloc((size_t)(unsigned)w.n, 512);
     for (int i = 0; i < w.n; i++) {
@@ -719,13 +691,13 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
     }
     /* every reply counted (replies or replies_unknown) */
     ingress_counts c1;
-    long long count_deadline = now_ms() + 30000;
+    long long count_deadline = test_now_ms() + 30000;
     do {
-        sleep_ms(300);
+        test_sleep_ms(300);
         c1 = ingress(&env);
     } while ((c1.replies + c1.replies_unknown) - (c0.replies + c0.replies_unknown) < w.replies_sent &&
-             now_ms() < count_deadline);
-    sleep_ms(1500); /* anything a reply wrongly started would show now */
+             test_now_ms() < count_deadline);
+    test_sleep_ms(1500); /* anything a reply wrongly started would show now */
     w.stop = 1;
     pthread_join(wt, NULL);
     int changed = 0, inconsistent = 0, not_succeed = 0, compensations = 0, late_republished = 0, extra_publish = 0;
@@ -766,9 +738,9 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
             "replies_unknown=%ld not_waited_recorded=%d not_waited_ignored=%d "
             "late_branches_republished=%d extra_publishes=%d compensations=%d not_succeed=%d "
             "changed_after_end=%d inconsistent_rows=%d not_final=%d elapsed_ms=%lld\n",
-            store_kind(), w.n, w.replies_sent, counted, c1.replies_unknown - c0.replies_unknown,
+            test_store_kind(), w.n, w.replies_sent, counted, c1.replies_unknown - c0.replies_unknown,
             unwaited_recorded, unwaited_ignored, late_republished, extra_publish, compensations,
-            not_succeed, changed, inconsistent, not_final, now_ms() - t0);
+            not_succeed, changed, inconsistent, not_final, test_now_ms() - t0);
     ck_assert_int_eq(not_final, 0);
     ck_assert_int_eq(not_succeed, 0);   /* the first reply decided: no FAILURE took over */
     ck_assert_int_eq(compensations, 0); /* so nothing was compensated */
@@ -794,7 +766,7 @@ int main(void)
 {
     Suite *s = suite_create("fault_duplicates");
     TCase *tc = tcase_create("duplicates");
-    int n = env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
+    int n = test_env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
     tcase_set_timeout(tc, 240 + n);
     tcase_add_test(tc, same_transaction_submitted_twice_at_once);
     tcase_add_test(tc, kafka_submit_message_delivered_twice);

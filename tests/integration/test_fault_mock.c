@@ -64,32 +64,6 @@ enum { BROKERS = 3, PARTITIONS = 4, MAX_CONNS = 256 };
 enum { API_PRODUCE = 0, API_FETCH = 1, API_METADATA = 3, API_OFFSET_COMMIT = 8,
        API_FIND_COORDINATOR = 10, API_API_VERSIONS = 18, API_CREATE_TOPICS = 19 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *v = getenv(name);
-    int n = v && v[0] ? atoi(v) : def;
-    return n < lo ? lo : n > hi ? hi : n;
-}
-
-static const char *store_kind(void)
-{
-    const char *k = getenv("DTMQ_TEST_STORE_KIND");
-    return k && k[0] ? k : "sqlite";
-}
-
 /* ---- big-endian buffer helpers ------------------------------------------ */
 
 static int32_t rd32(const unsigned char *p)
@@ -746,16 +720,16 @@ static int is_final(const char *s)
 /* Waits until every gid is final; returns how many are not. */
 static int wait_all_final(menv *e, char (*gids)[64], int n)
 {
-    long long deadline = now_ms() + 1000LL * env_int("DTMQ_FAULT_MOCK_WAIT_S", 90, 10, 3600);
+    long long deadline = test_now_ms() + 1000LL * test_env_int("DTMQ_FAULT_MOCK_WAIT_S", 90, 10, 3600);
     for (;;) {
         int pending = 0;
         for (int i = 0; i < n; i++) {
             char st[32];
             pending += !is_final(e2e_status(&e->dtmq, gids[i], st, sizeof(st)));
         }
-        if (pending == 0 || now_ms() > deadline)
+        if (pending == 0 || test_now_ms() > deadline)
             return pending;
-        sleep_ms(500);
+        test_sleep_ms(500);
     }
 }
 
@@ -814,19 +788,19 @@ static long dead_lettered(menv *e)
  * Returns how many it took: those read again because a commit was lost. */
 static long wait_reread(menv *e, long min_ms)
 {
-    long long t0 = now_ms(), last_change = t0;
+    long long t0 = test_now_ms(), last_change = t0;
     long last = -1;
     for (;;) {
         long submitted = 0, taken = ingress_counts(e, &submitted);
         taken += submitted;
         if (taken != last) {
             last = taken;
-            last_change = now_ms();
+            last_change = test_now_ms();
         }
-        long long now = now_ms();
+        long long now = test_now_ms();
         if ((now - t0 >= min_ms && now - last_change >= 3000) || now - t0 > 30000)
             return last;
-        sleep_ms(250);
+        test_sleep_ms(250);
     }
 }
 
@@ -836,8 +810,8 @@ START_TEST(produce_errors_on_branch_and_reply_publishes)
 {
     menv e;
     menv_start(&e, 1); /* dtmq's own topics on broker 1 */
-    int n = env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
-    int retriable = env_int("DTMQ_FAULT_MOCK_ERRORS", 8, 1, 1000);
+    int n = test_env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
+    int retriable = test_env_int("DTMQ_FAULT_MOCK_ERRORS", 8, 1, 1000);
     char work[160], replies[160];
     menv_topic(&e, "work", work, sizeof(work));
     menv_topic(&e, "replies", replies, sizeof(replies));
@@ -855,7 +829,7 @@ START_TEST(produce_errors_on_branch_and_reply_publishes)
     for (int k = 0; k < retriable; k++)
         rd_kafka_mock_broker_push_request_error_rtts(e.mc, 2, API_PRODUCE, 1, R2, 0);
     size_t injected = error_stack(&e, 2, API_PRODUCE);
-    long long t0 = now_ms();
+    long long t0 = test_now_ms();
     char (*msgs)[64] = calloc((size_t)(unsigned)n, 64), (*sagas)[64] = calloc((size_t)(unsigned)n, 64);
     char submit[160];
     menv_topic(&e, "submit", submit, sizeof(submit));
@@ -874,7 +848,7 @@ START_TEST(produce_errors_on_branch_and_reply_publishes)
         free(m);
     }
     int msg_pending = wait_all_final(&e, msgs, n), saga_pending = wait_all_final(&e, sagas, n);
-    long long final_ms = now_ms() - t0;
+    long long final_ms = test_now_ms() - t0;
     size_t left = error_stack(&e, 2, API_PRODUCE);
     kt_msg *km;
     size_t got = kt_read(e.mock_bootstrap, work, (size_t)n + 1, 8000, &km);
@@ -910,7 +884,7 @@ START_TEST(produce_errors_on_branch_and_reply_publishes)
             "reply_queue_failed=%d submits_acked=%d "
             "dead_lettered=%ld not_final=%d create_topics_requests=%d topics_created_by_proxy=%d "
             "final_ms=%lld\n",
-            store_kind(), n, n, injected, left, msg_succeed, delivered, redelivered, sc.stored,
+            test_store_kind(), n, n, injected, left, msg_succeed, delivered, redelivered, sc.stored,
             sc.succeed, sc.extra_calls, sc.missing_calls, nreplies, publish_failed, reply_failed,
             atomic_load(&a.ok), dlq,
             msg_pending + saga_pending, create_requests, created, final_ms);
@@ -939,37 +913,37 @@ START_TEST(broker_down_while_submits_arrive)
 {
     menv e;
     menv_start(&e, 0); /* partitions spread over the three brokers */
-    int n = env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
-    int down_ms = env_int("DTMQ_FAULT_MOCK_DOWN_MS", 3000, 100, 600000);
+    int n = test_env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
+    int down_ms = test_env_int("DTMQ_FAULT_MOCK_DOWN_MS", 3000, 100, 600000);
     char submit[160];
     menv_topic(&e, "submit", submit, sizeof(submit));
     char (*gids)[64] = calloc((size_t)(unsigned)n, 64);
     acks a = {0};
-    long long t0 = now_ms(), down_at = 0, up_at = 0;
+    long long t0 = test_now_ms(), down_at = 0, up_at = 0;
     for (int i = 0; i < n; i++) {
         if (i == n / 4) { /* a quarter in: broker 2 goes down */
             ck_assert_int_eq(rd_kafka_mock_broker_set_down(e.mc, 2), 0);
-            down_at = now_ms();
+            down_at = test_now_ms();
         }
-        if (down_at && !up_at && now_ms() - down_at >= down_ms) {
+        if (down_at && !up_at && test_now_ms() - down_at >= down_ms) {
             ck_assert_int_eq(rd_kafka_mock_broker_set_up(e.mc, 2), 0);
-            up_at = now_ms();
+            up_at = test_now_ms();
         }
         e2e_gid(gids[i], 64, "md");
         char *m = saga_message(&e, gids[i], NULL);
         produce_async(&e, submit, gids[i], m, &a);
         free(m);
-        sleep_ms(2L * down_ms / n); /* the submits span twice the outage */
+        test_sleep_ms(2L * down_ms / n); /* the submits span twice the outage */
     }
     if (!up_at) {
-        long long rest = down_ms - (now_ms() - down_at);
+        long long rest = down_ms - (test_now_ms() - down_at);
         if (rest > 0)
-            sleep_ms((long)rest);
+            test_sleep_ms((long)rest);
         ck_assert_int_eq(rd_kafka_mock_broker_set_up(e.mc, 2), 0);
-        up_at = now_ms();
+        up_at = test_now_ms();
     }
     int pending = wait_all_final(&e, gids, n);
-    long long final_ms = now_ms() - up_at;
+    long long final_ms = test_now_ms() - up_at;
     saga_check sc = check_sagas(&e, gids, n);
     long dlq = dead_lettered(&e);
     menv_stop(&e);
@@ -977,9 +951,9 @@ START_TEST(broker_down_while_submits_arrive)
             "fault[mock-broker-down/%s]: submits=%d acked=%d ack_failed=%d down_ms=%lld stored=%d "
             "succeed=%d extra_step_calls=%d missing_step_calls=%d dead_lettered=%ld not_final=%d "
             "final_after_up_ms=%lld elapsed_ms=%lld\n",
-            store_kind(), n, atomic_load(&a.ok), atomic_load(&a.failed), up_at - down_at,
+            test_store_kind(), n, atomic_load(&a.ok), atomic_load(&a.failed), up_at - down_at,
             sc.stored, sc.succeed, sc.extra_calls, sc.missing_calls, dlq, pending, final_ms,
-            now_ms() - t0);
+            test_now_ms() - t0);
     ck_assert_int_eq(atomic_load(&a.ok), n);
     ck_assert_int_eq(pending, 0);
     ck_assert_int_eq(sc.stored, n);
@@ -1000,8 +974,8 @@ START_TEST(fetch_and_offset_commit_errors_on_the_ingress)
 {
     menv e;
     menv_start(&e, 1);
-    int n = env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
-    int errs = env_int("DTMQ_FAULT_MOCK_ERRORS", 8, 1, 1000);
+    int n = test_env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
+    int errs = test_env_int("DTMQ_FAULT_MOCK_ERRORS", 8, 1, 1000);
     char submit[160], dlq_topic[160];
     menv_topic(&e, "submit", submit, sizeof(submit));
     menv_topic(&e, "submit.dlq", dlq_topic, sizeof(dlq_topic));
@@ -1018,7 +992,7 @@ START_TEST(fetch_and_offset_commit_errors_on_the_ingress)
     size_t npoison = sizeof(poison) / sizeof(poison[0]);
     char poison_keys[3][64];
     acks a = {0};
-    long long t0 = now_ms();
+    long long t0 = test_now_ms();
     for (int i = 0; i < n; i++) {
         e2e_gid(gids[i], 64, "mf");
         char *m = saga_message(&e, gids[i], NULL);
@@ -1031,7 +1005,7 @@ START_TEST(fetch_and_offset_commit_errors_on_the_ingress)
             snprintf(value, sizeof(value), poison[p], poison_keys[p]);
             produce_async(&e, submit, poison_keys[p], value, &a);
         }
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     int pending = wait_all_final(&e, gids, n);
     size_t fetch_left = error_stack(&e, 1, API_FETCH), commit_left = error_stack(&e, 1, API_OFFSET_COMMIT);
@@ -1065,10 +1039,10 @@ START_TEST(fetch_and_offset_commit_errors_on_the_ingress)
             "fetch_left=%zu commit_errors=%zu commit_left=%zu stored=%d succeed=%d "
             "extra_step_calls=%d missing_step_calls=%d dlq_messages=%zu dlq_poison=%d dlq_other=%d "
             "read_again_after_restart=%ld dead_lettered_after_restart=%ld not_final=%d elapsed_ms=%lld\n",
-            store_kind(), n, npoison, atomic_load(&a.ok), fetch_injected, fetch_left,
+            test_store_kind(), n, npoison, atomic_load(&a.ok), fetch_injected, fetch_left,
             commit_injected, commit_left, sc.stored, sc.succeed, sc.extra_calls,
             sc.missing_calls, ndlq, dlq_poison, dlq_other, reread, dlq_after_restart, pending + pending_after,
-            now_ms() - t0);
+            test_now_ms() - t0);
     ck_assert_int_eq(atomic_load(&a.ok), n + (int)npoison);
     ck_assert_int_eq(fetch_left, 0);
     ck_assert_int_eq(pending + pending_after, 0);
@@ -1088,8 +1062,8 @@ int main(void)
 {
     Suite *s = suite_create("fault_mock");
     TCase *tc = tcase_create("mock");
-    int n = env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
-    tcase_set_timeout(tc, 150 + n / 2 + env_int("DTMQ_FAULT_MOCK_WAIT_S", 90, 10, 3600));
+    int n = test_env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
+    tcase_set_timeout(tc, 150 + n / 2 + test_env_int("DTMQ_FAULT_MOCK_WAIT_S", 90, 10, 3600));
     tcase_add_test(tc, produce_errors_on_branch_and_reply_publishes);
     tcase_add_test(tc, broker_down_while_submits_arrive);
     tcase_add_test(tc, fetch_and_offset_commit_errors_on_the_ingress);

@@ -56,12 +56,6 @@
 
 enum { PROCS = 3 };
 
-static const char *store_kind(void)
-{
-    const char *kind = getenv("DTMQ_TEST_STORE_KIND");
-    return kind && kind[0] ? kind : "sqlite";
-}
-
 /* ---- private service instances (started in the parent by a fixture) ---- */
 
 typedef struct private_service {
@@ -161,7 +155,7 @@ static void kafka_teardown(void)
 
 static void ferret_setup(void)
 {
-    if (strcmp(store_kind(), "mongodb") == 0)
+    if (strcmp(test_store_kind(), "mongodb") == 0)
         service_up(&ferret_svc, "/tmp/dtmq-fault-ferretdb-XXXXXX", 27200, 27299, 1);
 }
 
@@ -228,7 +222,7 @@ static void report(const char *test, const fb_figures *f, int faults, const char
             "kafka_calls=%ld faults=%d %srecovery_ms=%lld resume_ms=%lld unrecovered=%d "
             "violations=%d effects=%ld duplicates_absorbed=%ld null_comp=%ld hanging=%ld "
             "busi_fail=%ld injected_errors=%ld workload_ms=%lld final_wait_ms=%lld events=%zu\n",
-            test, store_kind(), f->transactions, f->acked, f->succeed, f->failed, f->via_kafka,
+            test, test_store_kind(), f->transactions, f->acked, f->succeed, f->failed, f->via_kafka,
             f->kafka_calls, faults, extra, f->max_recovery_ms, f->max_resume_ms, f->unrecovered,
             f->violations, f->applied, f->duplicates, f->null_comp, f->hanging, f->busi_fail,
             f->injected, f->workload_ms, f->final_wait_ms, f->events);
@@ -307,7 +301,7 @@ START_TEST(kafka_restart)
     fault_bank *b = fb_new(&o);
     ck_assert_ptr_nonnull(b);
     fprintf(stderr, "fault[kafka-restart/%s]: seed=%u kafka=%s down_s=%d outages=%d\n",
-            store_kind(), fb_seed(b), bootstrap, down_s, n_out);
+            test_store_kind(), fb_seed(b), bootstrap, down_s, n_out);
     ck_assert_msg(fb_service_start(b, 0) == 0, "bank service did not start");
     ck_assert_msg(fb_start_worker(b, bootstrap, group, worker_topic, err, sizeof(err)) == 0,
                   "worker: %s", err);
@@ -336,10 +330,10 @@ END_TEST
 
 START_TEST(store_restart)
 {
-    if (strcmp(store_kind(), "mongodb") != 0) {
+    if (strcmp(test_store_kind(), "mongodb") != 0) {
         fprintf(stderr, "fault[store-restart/%s]: not applicable (embedded SQLite file has no "
                         "server to restart)\n",
-                store_kind());
+                test_store_kind());
         return;
     }
     ck_assert_msg(ferret_svc.up, "private FerretDB: %s", ferret_svc.why);
@@ -351,7 +345,7 @@ START_TEST(store_restart)
     fault_bank *b = fb_new(&o);
     ck_assert_ptr_nonnull(b);
     fprintf(stderr, "fault[store-restart/%s]: seed=%u store=%s down_s=%d outages=%d\n",
-            store_kind(), fb_seed(b), store, down_s, n_out);
+            test_store_kind(), fb_seed(b), store, down_s, n_out);
     ck_assert_msg(fb_service_start(b, 0) == 0, "bank service did not start");
     dtmq_proc d;
     start_dtmq(&d, store, NULL, id);
@@ -427,7 +421,7 @@ START_TEST(branch_down)
                         .slow_call_ms = fb_env_int("DTMQ_FAULT_SLOW_MS", 2500), .count = n_out,
                         .err_pct = o.err_pct, .delay_pct = o.delay_pct, .delay_ms = o.delay_ms};
     fprintf(stderr, "fault[branch-down/%s]: seed=%u down_s=%d slow_s=%d slow_call_ms=%d outages=%d\n",
-            store_kind(), fb_seed(b), down_s, slow_s, c.slow_call_ms, n_out);
+            test_store_kind(), fb_seed(b), down_s, slow_s, c.slow_call_ms, n_out);
     ck_assert_msg(fb_service_start(b, 0) == 0, "bank service did not start");
     char store[512];
     test_store_uri(store, sizeof(store));
@@ -468,7 +462,7 @@ START_TEST(scaleout_kill)
     o.kafka_branch_pct = 30;
     fault_bank *b = fb_new(&o);
     ck_assert_ptr_nonnull(b);
-    fprintf(stderr, "fault[scaleout-kill/%s]: seed=%u processes=%d\n", store_kind(), fb_seed(b),
+    fprintf(stderr, "fault[scaleout-kill/%s]: seed=%u processes=%d\n", test_store_kind(), fb_seed(b),
             PROCS);
     ck_assert_msg(fb_service_start(b, 0) == 0, "bank service did not start");
     ck_assert_msg(fb_start_worker(b, bootstrap, group, worker_topic, err, sizeof(err)) == 0,

@@ -18,7 +18,6 @@
 #include "../../connectors/worker/dtmq_worker.h"
 #include "fault_bank_internal.h"
 
-enum { POOL_THREADS = 32 };
 
 /* ---- the bank service --------------------------------------------------- */
 
@@ -190,10 +189,16 @@ int fb_service_start(fault_bank *b, int port)
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons((uint16_t)port);
-    b->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
-                                 svc_handle, b, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)POOL_THREADS,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+    /* A thread per connection: a stalled call (fb_sleep_ms in the handler)
+     * holds only its own connection. In a thread pool it would hold every
+     * keep-alive connection of its thread, so calls dtmq sent meanwhile would
+     * be seen seconds late, after calls dtmq sent later — and the history
+     * checker would blame dtmq for the order it sees. */
+    b->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                     MHD_USE_AUTO,
+                                 0, NULL, NULL, svc_handle, b, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)30, MHD_OPTION_END);
     if (b->daemon == NULL)
         return -1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(b->daemon, MHD_DAEMON_INFO_BIND_PORT);

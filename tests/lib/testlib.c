@@ -388,3 +388,41 @@ void e2e_gid(char *buf, size_t len, const char *prefix)
     tail[10] = '\0';
     snprintf(buf, len, "%s-%s", prefix, tail);
 }
+
+/* ---- small helpers the tests share -------------------------------------- */
+
+static long long clock_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long test_now_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+long long test_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+void test_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int test_env_int(const char *name, int def, int lo, int hi)
+{
+    const char *v = getenv(name);
+    int n = v && v[0] ? atoi(v) : def;
+    return n < lo ? lo : n > hi ? hi : n;
+}
+
+const char *test_store_kind(void)
+{
+    const char *k = getenv("DTMQ_TEST_STORE_KIND");
+    return k && k[0] ? k : "sqlite";
+}

@@ -89,6 +89,18 @@ int http_do_headers(const char *method, const char *url, const char *body, const
 int http_do_raw_auth(const char *method, const char *url, const char *body,
                      const char *authorization, char **resp);
 
+/* ---- small helpers the tests share -------------------------------------- */
+
+/* Milliseconds: monotonic (for durations) and wall clock (what busi stamps
+ * its calls with). */
+long long test_now_ms(void);
+long long test_wall_ms(void);
+void test_sleep_ms(long ms);
+/* The integer in environment variable name, def when unset, clamped to lo..hi. */
+int test_env_int(const char *name, int def, int lo, int hi);
+/* DTMQ_TEST_STORE_KIND: "sqlite" (default) or "mongodb". */
+const char *test_store_kind(void);
+
 /* Reads a whole file (malloc'd) or NULL. */
 char *read_file(const char *path);
 
