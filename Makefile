@@ -7,6 +7,8 @@
 #                   on 127.0.0.1, run every test, stop them; last line
 #                   "N passed, N failed"
 #   make check      build the sanitizer flavour and the test binaries only
+#   make soak       the fault suite with larger counts (tests/fault/soak.env)
+#   make bench      throughput and latency against ceilings; docs/benchmarks.md
 #   make deps       install the Debian packages the build needs
 #   make install    bin/dtmq, libdtmq.a (the C SDK), headers, dtmq.pc (PREFIX, DESTDIR)
 #   make clean
@@ -184,3 +186,37 @@ $(foreach f,release asan valgrind,$(B)/$(f)/connectors/schema/schemas_embedded.o
 $(foreach f,release asan valgrind,$(B)/$(f)/broker/admin_assets.o): $(wildcard broker/admin/*)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ---- benchmarks: make bench ------------------------------------------------
+#   make bench        installs what it needs, builds the release flavour and the
+#                     programs of tests/bench/ into $(B)/release/bench/, starts
+#                     Kafka and FerretDB on their own ports, runs every scenario
+#                     bounded in time, prints a table and writes docs/benchmarks.md
+#                     (tests/bench/run.sh; knobs: DTMQ_BENCH_SECONDS, ...)
+BENCH_SRC  := $(sort $(filter-out tests/bench/bench_common.c,$(wildcard tests/bench/bench_*.c)))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/release/bench/%,$(BENCH_SRC))
+BENCH_OBJ  := $(B)/release/tests/bench/bench_common.o
+
+.PHONY: bench bench-build
+bench:
+	@bash docker/install-deps.sh --test
+	@B=$(B) bash tests/bench/run.sh
+
+bench-build: $(B)/release/dtmq $(BENCH_BINS)
+
+$(B)/release/dtmq: $(B)/release/broker/main.o $(B)/release/libdtmqcore.a
+	$(CC) $(BASEFLAGS) $(REL_FLAGS) $^ $(PKG_LIBS) -o $@
+
+$(B)/release/bench/%: tests/bench/%.c $(BENCH_OBJ) $(B)/release/libdtmqcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(REL_FLAGS) $(PKG_CFLAGS) $< $(BENCH_OBJ) \
+		$(B)/release/libdtmqcore.a $(PKG_LIBS) -o $@
+
+# ---- soak: make soak --------------------------------------------------------
+#   make soak         the fault suite (every test whose name has "fault") with
+#                     the larger counts of tests/fault/soak.env, on both
+#                     stores, through tests/run.sh: same checks, bounded, last
+#                     line "N passed, N failed"
+.PHONY: soak
+soak:
+	@set -a; . tests/fault/soak.env; set +a; DTMQ_TEST_FILTER='fault' bash tests/run.sh
