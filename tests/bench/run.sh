@@ -602,7 +602,7 @@ report() {
   echo "| versions | |"
   echo "|---|---|"
   echo "| dtmq | $("$BIN/dtmq" --version 2>/dev/null | awk '{ print $NF }') (release build, -O2) |"
-  echo "| SQLite | $(pkg-config --modversion sqlite3) (WAL, synchronous=FULL) |"
+  echo "| SQLite | $(pkg-config --modversion sqlite3) (WAL, synchronous=NORMAL + group commit: dtmq fsyncs the WAL before any answer) |"
   echo "| librdkafka | $(pkg-config --modversion rdkafka) |"
   echo "| libmongoc | $(pkg-config --modversion libmongoc-1.0) |"
   echo "| Kafka | ${kafka_version:-?} (KRaft, one broker, tests/services/kafka.sh) |"
