@@ -50,8 +50,9 @@ function cleanAttempts(attempts) {
     .map((a) => ({...a, end: Math.max(a.end, a.start)}));
 }
 
-// The lanes: every branch op that was called, in the order of its first call,
-// then the branch ops never called (from the branches table), by branch id.
+// The lanes: every branch op that was called, in the order of its first call
+// (recording order breaks a tie), then the branch ops never called (from the
+// branches table), by branch id.
 export function buildLanes(attempts, branches) {
   const lanes = new Map();
   const lane = (branchId, op) => {
@@ -59,13 +60,16 @@ export function buildLanes(attempts, branches) {
     if (!lanes.has(name)) lanes.set(name, {name, branchId, op, attempts: []});
     return lanes.get(name);
   };
-  for (const a of cleanAttempts(attempts)) lane(a.branch_id, a.op).attempts.push(a);
+  // attempts come in the order dtmq recorded them; `seq` keeps that order for
+  // calls that started in the same millisecond
+  cleanAttempts(attempts).forEach((a, seq) => lane(a.branch_id, a.op).attempts.push({...a, seq}));
   for (const b of Array.isArray(branches) ? branches : []) {
     if (b && typeof b.branch_id === 'string' && typeof b.op === 'string') lane(b.branch_id, b.op);
   }
   const firstStart = (l) => Math.min(...l.attempts.map((a) => a.start));
+  const firstSeq = (l) => Math.min(...l.attempts.map((a) => a.seq));
   const called = [...lanes.values()].filter((l) => l.attempts.length)
-    .sort((a, b) => firstStart(a) - firstStart(b) || compareLaneIds(a, b));
+    .sort((a, b) => firstStart(a) - firstStart(b) || firstSeq(a) - firstSeq(b));
   const idle = [...lanes.values()].filter((l) => !l.attempts.length).sort(compareLaneIds);
   return [...called, ...idle];
 }
