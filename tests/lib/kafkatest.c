@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../../connectors/kafka/kafka_producer.h"
+#include "testlib.h"
 
 int kt_produce(const char *bootstrap, const char *topic, const char *key, const char *value,
                size_t len, const char *const *headers)
@@ -37,13 +38,6 @@ int kt_produce(const char *bootstrap, const char *topic, const char *key, const 
         fprintf(stderr, "kt_produce: %s\n", err);
     kafka_producer_stop(p, 1000);
     return rc;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static rd_kafka_t *reader_for(const char *bootstrap, const char *topic)
@@ -109,8 +103,8 @@ size_t kt_read(const char *bootstrap, const char *topic, size_t n, int timeout_m
     if (rk == NULL)
         return 0;
     size_t count = 0, cap = 0;
-    long long deadline = now_ms() + timeout_ms;
-    while (count < n && now_ms() < deadline) {
+    long long deadline = test_now_ms() + timeout_ms;
+    while (count < n && test_now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m == NULL)
             continue;
