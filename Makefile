@@ -19,24 +19,52 @@
 # Every library is found through pkg-config.
 
 B ?= build
+# bin/dtmq for the default build directory; $(B)/bin/dtmq for any other, so
+# two build directories never overwrite each other's binary.
+BIN ?= $(if $(filter build,$(B)),bin,$(B)/bin)
 
 PKGS      := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1 libpq
 TEST_PKGS := check
 
-CC        ?= gcc
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-BASEFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -pthread -MMD -MP
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lm
-TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS))
-TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
+# make's built-in default for CC is "cc", so "CC ?= gcc" would never apply.
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+# -Werror for the development and CI flavours (asan, valgrind, fuzz) always;
+# for the release flavour only when asked (STRICT=1, as make test does), so a
+# user's build with a newer compiler is not stopped by a new warning.
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+STRICT    ?= 0
+REL_WERROR := $(if $(filter 1,$(STRICT)),-Werror)
+# Includes go through these roots, never through "../": the daemon's own parts
+# by name (broker/), the edges by folder ("daemon/store/store.h",
+# "libdtmq/common/kafka_producer.h"), libdtmq's public headers as a service
+# sees them (<dtmq/dtmq_client.h>), and the test helpers by name.
+LIBDTMQ_INC := connectors/libdtmq/include
+INCS      := -Ibroker -Iconnectors -I$(LIBDTMQ_INC)
+TEST_INCS := -Itests/lib
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) $(INCS) -pthread -MMD -MP
 
-REL_FLAGS  := -O2
-ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-VG_FLAGS   := -O0
+# pkg-config runs once, on first use (not at all for targets that compile
+# nothing, such as make deps before the packages are there).
+PKG_CFLAGS  = $(eval PKG_CFLAGS := $(call pkg,--cflags,$(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS    = $(eval PKG_LIBS := $(call pkg,--libs,$(PKGS)) -lm)$(PKG_LIBS)
+TEST_CFLAGS = $(eval TEST_CFLAGS := $(call pkg,--cflags,$(TEST_PKGS)))$(TEST_CFLAGS)
+TEST_LIBS   = $(eval TEST_LIBS := $(call pkg,--libs,$(TEST_PKGS)))$(TEST_LIBS)
+pkg = $(or $(shell pkg-config $(1) $(2) 2>/dev/null),$(error pkg-config cannot find one of: $(2) (make deps installs them)))
+
+REL_FLAGS  := -O2 $(REL_WERROR)
+ASAN_FLAGS := -Werror -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+VG_FLAGS   := -Werror -O0
 
 # Everything but main.c goes into a static library the tests link too.
 CORE_SRC := $(sort $(shell find broker connectors -name '*.c' ! -path broker/main.c))
+# libdtmq: what business services link (connectors/libdtmq/); its public
+# headers are the folder include/dtmq/ under it, installed as they are.
+LIBDTMQ_SRC  := $(sort $(shell find connectors/libdtmq -name '*.c'))
+LIBDTMQ_HDR  := $(sort $(wildcard $(LIBDTMQ_INC)/dtmq/*.h))
+LIBDTMQ_REL_OBJ  = $(patsubst %.c,$(B)/release/%.o,$(LIBDTMQ_SRC))
+LIBDTMQ_ASAN_OBJ = $(patsubst %.c,$(B)/asan/%.o,$(LIBDTMQ_SRC))
 TEST_LIB_SRC := $(sort $(wildcard tests/lib/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/store/*.c tests/integration/*.c))
 TEST_BINS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRC))
@@ -49,7 +77,7 @@ VG_TEST_LIB_OBJ := $(patsubst %.c,$(B)/valgrind/%.o,$(TEST_LIB_SRC))
 VG_TEST_BINS := $(patsubst tests/%.c,$(B)/valgrind/tests/%,$(TEST_SRC))
 
 .PHONY: all run test check deps clean services-up services-down
-all: bin/dtmq
+all: $(BIN)/dtmq
 
 deps:
 	@bash docker/install-deps.sh
@@ -78,8 +106,8 @@ $(B)/valgrind/libdtmqcore.a: $(VG_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/dtmq: $(B)/release/broker/main.o $(B)/release/libdtmqcore.a
-	@mkdir -p bin
+$(BIN)/dtmq: $(B)/release/broker/main.o $(B)/release/libdtmqcore.a
+	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(REL_FLAGS) $^ $(PKG_LIBS) -o $@
 
 $(B)/asan/dtmq: $(B)/asan/broker/main.o $(B)/asan/libdtmqcore.a
@@ -87,7 +115,7 @@ $(B)/asan/dtmq: $(B)/asan/broker/main.o $(B)/asan/libdtmqcore.a
 
 $(B)/asan/tests/%: tests/%.c $(TEST_LIB_OBJ) $(B)/asan/libdtmqcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(TEST_LIB_OBJ) \
+	$(CC) $(BASEFLAGS) $(TEST_INCS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(TEST_LIB_OBJ) \
 		$(B)/asan/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
 
 $(B)/valgrind/dtmq: $(B)/valgrind/broker/main.o $(B)/valgrind/libdtmqcore.a
@@ -95,35 +123,32 @@ $(B)/valgrind/dtmq: $(B)/valgrind/broker/main.o $(B)/valgrind/libdtmqcore.a
 
 $(B)/valgrind/tests/%: tests/%.c $(VG_TEST_LIB_OBJ) $(B)/valgrind/libdtmqcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(VG_TEST_LIB_OBJ) \
+	$(CC) $(BASEFLAGS) $(TEST_INCS) $(VG_FLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(VG_TEST_LIB_OBJ) \
 		$(B)/valgrind/libdtmqcore.a $(PKG_LIBS) $(TEST_LIBS) -o $@
 
 # The worked examples (docs/examples/, tests/examples/*.sh), built as a user
-# would build them: against the headers laid out as `make install` installs
-# them (include/dtmq/*.h), plus the examples' shared HTTP helper.
-EXAMPLE_SRC  := $(sort $(filter-out docs/examples/common/%,$(wildcard docs/examples/*/*.c)))
-EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(B)/asan/examples/%,$(EXAMPLE_SRC))
-EXAMPLE_INC  := $(B)/asan/examples/include
-EXAMPLE_HDRS := $(addprefix $(EXAMPLE_INC)/dtmq/,dtmq_client.h dtmq_worker.h dtmq_barrier.h)
-EXAMPLE_OBJ  := $(B)/asan/docs/examples/common/example_http.o $(B)/asan/docs/examples/common/example_pg.o
+# would build them: with only libdtmq's public include folder (the layout
+# `make install` installs, <dtmq/...>) and linked against libdtmq.a, plus the
+# examples' shared helpers. None of the daemon's include roots.
+EXAMPLE_SRC   := $(sort $(filter-out docs/examples/common/%,$(wildcard docs/examples/*/*.c)))
+EXAMPLE_BINS  := $(patsubst docs/examples/%.c,$(B)/asan/examples/%,$(EXAMPLE_SRC))
+EXAMPLE_OBJ   := $(B)/asan/examples/common/example_http.o $(B)/asan/examples/common/example_pg.o
+EXAMPLE_FLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -pthread -MMD -MP -I$(LIBDTMQ_INC)
 
-$(EXAMPLE_INC)/dtmq/dtmq_client.h: connectors/sdk/dtmq_client.h
-$(EXAMPLE_INC)/dtmq/dtmq_worker.h: connectors/worker/dtmq_worker.h
-$(EXAMPLE_INC)/dtmq/dtmq_barrier.h: connectors/barrier/dtmq_barrier.h
-$(EXAMPLE_HDRS):
+$(B)/asan/examples/common/%.o: docs/examples/common/%.c
 	@mkdir -p $(dir $@)
-	cp $< $@
+	$(CC) $(EXAMPLE_FLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(B)/asan/examples/%: docs/examples/%.c $(EXAMPLE_HDRS) $(EXAMPLE_OBJ) $(B)/asan/libdtmqcore.a
+$(B)/asan/examples/%: docs/examples/%.c $(EXAMPLE_OBJ) $(B)/asan/libdtmq.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) -I$(EXAMPLE_INC) $< $(EXAMPLE_OBJ) \
-		$(B)/asan/libdtmqcore.a $(PKG_LIBS) -o $@
+	$(CC) $(EXAMPLE_FLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $< $(EXAMPLE_OBJ) \
+		$(B)/asan/libdtmq.a $(PKG_LIBS) -o $@
 
-check: $(B)/asan/dtmq bin/dtmq $(TEST_BINS) $(B)/valgrind/dtmq $(VG_TEST_BINS) $(EXAMPLE_BINS)
+check: $(B)/asan/dtmq $(BIN)/dtmq $(TEST_BINS) $(B)/valgrind/dtmq $(VG_TEST_BINS) $(EXAMPLE_BINS)
 
 run: deps
-	@$(MAKE) --no-print-directory bin/dtmq
-	./bin/dtmq
+	@$(MAKE) --no-print-directory $(BIN)/dtmq
+	./$(BIN)/dtmq
 
 test:
 	@bash docker/install-deps.sh --test
@@ -145,42 +170,45 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 DTMQ_VERSION := $(shell sed -n 's/^\#define DTMQ_VERSION "\(.*\)"/\1/p' broker/version.h)
-LIBDTMQ_SRC  := $(sort $(wildcard connectors/sdk/*.c connectors/worker/*.c connectors/kafka/*.c \
-                                  connectors/barrier/*.c) connectors/model/base64.c)
-LIBDTMQ_OBJ  := $(patsubst %.c,$(B)/release/%.o,$(LIBDTMQ_SRC))
-LIBDTMQ_HDR  := connectors/sdk/dtmq_client.h connectors/worker/dtmq_worker.h \
-                connectors/barrier/dtmq_barrier.h
-LIBDTMQ_REQ  := libpq libmongoc-1.0
+# Two pkg-config files: dtmq (client and worker: libcurl, jansson, rdkafka)
+# and dtmq-barrier (dtmq plus the barrier's databases, libpq and libmongoc),
+# so a service that only drives transactions needs neither database library.
+LIBDTMQ_PC   := dtmq dtmq-barrier
 
 .PHONY: libdtmq install uninstall
 libdtmq: $(B)/release/libdtmq.a
 
-$(B)/release/libdtmq.a: $(LIBDTMQ_OBJ)
+$(B)/release/libdtmq.a: $(LIBDTMQ_REL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-install: bin/dtmq $(B)/release/libdtmq.a
+$(B)/asan/libdtmq.a: $(LIBDTMQ_ASAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+install: $(BIN)/dtmq $(B)/release/libdtmq.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/dtmq
-	install -m 755 bin/dtmq $(DESTDIR)$(PREFIX)/bin/dtmq
+	install -m 755 $(BIN)/dtmq $(DESTDIR)$(PREFIX)/bin/dtmq
 	install -m 644 $(B)/release/libdtmq.a $(DESTDIR)$(PREFIX)/lib/libdtmq.a
 	install -m 644 $(LIBDTMQ_HDR) $(DESTDIR)$(PREFIX)/include/dtmq/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(DTMQ_VERSION)|g' \
-		-e 's|@BARRIER_REQUIRES@|$(LIBDTMQ_REQ)|g' connectors/sdk/dtmq.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/dtmq.pc
-	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/dtmq.pc
+	for pc in $(LIBDTMQ_PC); do \
+		sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(DTMQ_VERSION)|g' \
+			connectors/libdtmq/$$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc && \
+		chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/dtmq $(DESTDIR)$(PREFIX)/lib/libdtmq.a \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/dtmq.pc \
+		$(addprefix $(DESTDIR)$(PREFIX)/lib/pkgconfig/,$(addsuffix .pc,$(LIBDTMQ_PC))) \
 		$(addprefix $(DESTDIR)$(PREFIX)/include/dtmq/,$(notdir $(LIBDTMQ_HDR)))
 	-rmdir $(DESTDIR)$(PREFIX)/include/dtmq 2>/dev/null
 
 clean:
-	rm -rf build bin
+	rm -rf $(B) $(BIN)
 
 # .incbin files are invisible to -MMD: rebuild the embedded schemas when one changes.
-$(foreach f,release asan valgrind,$(B)/$(f)/connectors/schema/schemas_embedded.o): $(shell find schemas -name '*.schema.json')
+$(foreach f,release asan valgrind,$(B)/$(f)/connectors/daemon/schema/schemas_embedded.o): $(shell find schemas -name '*.schema.json')
 
 # .incbin files are invisible to -MMD: rebuild the embedded admin page when one of its files changes.
 $(foreach f,release asan valgrind,$(B)/$(f)/broker/admin_assets.o): $(wildcard broker/admin/*)

@@ -6,7 +6,7 @@
  *
  * Each file is pulled in by the assembler's .incbin into .rodata, followed by
  * a NUL byte so the text is a C string, under a global label that C declares
- * as an extern char array (as connectors/schema/schemas_embedded.c does). The
+ * as an extern char array (as connectors/daemon/schema/schemas_embedded.c does). The
  * paths are relative to the directory the compiler runs in: the Makefile
  * compiles from the repository root.
  *

@@ -5,7 +5,7 @@
 #ifndef DTMQ_BROKER_H
 #define DTMQ_BROKER_H
 
-#include "../connectors/store/store.h"
+#include "daemon/store/store.h"
 #include "config.h"
 #include "kafka_link.h"
 

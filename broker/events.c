@@ -55,8 +55,8 @@ char *events_status_message(broker *b, const char *gid, const char *trans_type, 
 
 void events_publish(broker *b, const char *gid, const char *text)
 {
-    kafka_header h = {"dtm-gid", gid};
-    kafka_produce(kafka_link_producer(b->kafka), kafka_link_topics(b->kafka)->events, gid, text,
+    dtmq_kafka_header h = {"dtm-gid", gid};
+    dtmq_kafka_produce(kafka_link_producer(b->kafka), kafka_link_topics(b->kafka)->events, gid, text,
                   strlen(text), &h, 1, NULL, NULL);
 }
 

@@ -29,8 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../connectors/schema/json_schema.h"
-#include "../connectors/schema/schemas_embedded.h"
+#include "daemon/schema/json_schema.h"
+#include "daemon/schema/schemas_embedded.h"
 #include "engine/commands.h"
 #include "log.h"
 #include "metrics.h"
@@ -101,8 +101,8 @@ static void send_reply(broker *b, const char *topic, const char *gid, const char
     char *text = json_dumps(r, JSON_COMPACT);
     json_decref(r);
     json_decref(body);
-    kafka_header h = {"dtm-gid", gid};
-    if (text == NULL || kafka_produce(kafka_link_producer(b->kafka), topic, gid, text, strlen(text),
+    dtmq_kafka_header h = {"dtm-gid", gid};
+    if (text == NULL || dtmq_kafka_produce(kafka_link_producer(b->kafka), topic, gid, text, strlen(text),
                                       &h, 1, NULL, NULL) != 0)
         log_gid_warn(gid, "cannot publish the %s reply to %s", phase, topic);
     free(text);
@@ -126,13 +126,13 @@ static take_result dead_letter(kafka_ingress *in, const rd_kafka_message_t *m, c
     snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
     if (m->key)
         snprintf(key, sizeof(key), "%.*s", (int)(m->key_len < 255 ? m->key_len : 255), (const char *)m->key);
-    kafka_header h[] = {{"dtm-dlq-reason", reason},
+    dtmq_kafka_header h[] = {{"dtm-dlq-reason", reason},
                         {"dtm-dlq-topic", rd_kafka_topic_name(m->rkt)},
                         {"dtm-dlq-partition", partition},
                         {"dtm-dlq-offset", offset}};
     char err[512];
     const kafka_topics *topics = kafka_link_topics(in->b->kafka);
-    if (kafka_produce_sync(kafka_link_producer(in->b->kafka), topics->dlq, m->key ? key : NULL,
+    if (dtmq_kafka_produce_sync(kafka_link_producer(in->b->kafka), topics->dlq, m->key ? key : NULL,
                            m->payload, m->len, h, 4, DLQ_ACK_TIMEOUT_MS, err, sizeof(err)) != 0) {
         log_error("ingress: cannot dead-letter %s[%d]@%lld (%s); will read it again: %s",
                   rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, reason, err);

@@ -28,7 +28,7 @@ struct kafka_link {
     size_t known_count;
     char *bootstrap;       /* NULL when off */
     kafka_topics topics;
-    kafka_producer *producer;
+    dtmq_kafka_producer *producer;
     rd_kafka_t *mock_host; /* embedded only: owns the mock cluster */
     rd_kafka_mock_cluster_t *mock;
 };
@@ -109,10 +109,10 @@ static int prepare_cluster(kafka_link *link, const dtmq_config *cfg, char *err, 
                 snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster", names[i]);
                 return -1;
             }
-    } else if (kafka_ensure_topics(link->bootstrap, names, 4, cfg->kafka_partitions, err, errlen) != 0) {
+    } else if (dtmq_kafka_ensure_topics(link->bootstrap, names, 4, cfg->kafka_partitions, err, errlen) != 0) {
         return -1;
     }
-    link->producer = kafka_producer_start(link->bootstrap, err, errlen);
+    link->producer = dtmq_kafka_producer_start(link->bootstrap, err, errlen);
     return link->producer ? 0 : -1;
 }
 
@@ -183,7 +183,7 @@ int kafka_link_ensure_topic(kafka_link *link, const char *topic, char *err, size
             rc = rd_kafka_mock_topic_create(link->mock, topic, link->partitions, 1) ==
                          RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
         else
-            rc = kafka_ensure_topics(link->bootstrap, &topic, 1, link->partitions, err, errlen);
+            rc = dtmq_kafka_ensure_topics(link->bootstrap, &topic, 1, link->partitions, err, errlen);
         if (rc != 0 && link->mock != NULL)
             snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster", topic);
         if (rc == 0 && link->known_count < KNOWN_TOPICS_MAX) {
@@ -201,7 +201,7 @@ int kafka_link_ensure_topic(kafka_link *link, const char *topic, char *err, size
     return rc;
 }
 
-kafka_producer *kafka_link_producer(const kafka_link *link)
+dtmq_kafka_producer *kafka_link_producer(const kafka_link *link)
 {
     return link->producer;
 }
@@ -215,7 +215,7 @@ void kafka_link_stop_producer(kafka_link *link)
 {
     if (link == NULL)
         return;
-    kafka_producer_stop(link->producer, 5000);
+    dtmq_kafka_producer_stop(link->producer, 5000);
     link->producer = NULL;
 }
 

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "../connectors/kafka/kafka_producer.h"
+#include "libdtmq/common/kafka_producer.h"
 #include "config.h"
 
 typedef struct kafka_link kafka_link;
@@ -29,7 +29,7 @@ typedef struct kafka_topics {
  * bootstrap and producer are NULL. NULL with one line in err on failure. */
 kafka_link *kafka_link_open(const dtmq_config *cfg, char *err, size_t errlen);
 /* The producer, NULL when off. */
-kafka_producer *kafka_link_producer(const kafka_link *link);
+dtmq_kafka_producer *kafka_link_producer(const kafka_link *link);
 const kafka_topics *kafka_link_topics(const kafka_link *link);
 /* Bootstrap servers clients should use ("127.0.0.1:41234"), NULL when off. */
 const char *kafka_link_bootstrap(const kafka_link *link);

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../connectors/model/base64.h"
-#include "../connectors/model/trans.h"
+#include "libdtmq/common/base64.h"
+#include "daemon/model/trans.h"
 
 /* The per-transaction options a client may send (all optional). */
 typedef struct trans_options {

@@ -9,7 +9,7 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config ca-certificates
   librdkafka-dev libmongoc-dev libbson-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libyaml-dev libpq-dev)
-test_pkgs=(check valgrind kcat curl python3 python3-jsonschema clang docker-compose default-jdk-headless maven golang-go
+test_pkgs=(check valgrind kcat curl python3 python3-jsonschema clang libclang-rt-14-dev sqlite3 docker-compose default-jdk-headless maven golang-go
   postgresql)
 
 want=("${build_pkgs[@]}")

@@ -32,7 +32,7 @@ abort_run() { # reason
 }
 
 echo "== build (sanitizers: address, undefined)"
-make -s -j"$(nproc)" check || abort_run "build failed"
+make -s -j"$(nproc)" STRICT=1 check || abort_run "build failed"
 
 echo "== services"
 bash $services install || abort_run "a test service could not be installed (see above)"

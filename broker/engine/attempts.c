@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../metrics.h"
+#include "metrics.h"
 #include "engine_internal.h"
 
 #define ATTEMPTS_KEPT 64

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../access.h"
-#include "../events.h"
-#include "../log.h"
+#include "access.h"
+#include "events.h"
+#include "log.h"
 
 void cmd_reply_clear(cmd_reply *r)
 {

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "../trans_json.h"
+#include "trans_json.h"
 #include "engine.h"
 
 typedef struct cmd_reply {

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../gid.h"
-#include "../log.h"
+#include "gid.h"
+#include "log.h"
 
 #define ENGINE_WORKERS 4
 #define ENGINE_MAX_IN_FLIGHT 1024

@@ -15,9 +15,9 @@
 
 #include <stdint.h>
 
-#include "../../connectors/dispatch/http_dispatch.h"
-#include "../broker.h"
-#include "../trans_json.h"
+#include "daemon/dispatch/http_dispatch.h"
+#include "broker.h"
+#include "trans_json.h"
 
 typedef struct engine engine;
 

@@ -15,8 +15,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "../../connectors/dispatch/http_dispatch.h"
-#include "../kafka_link.h"
+#include "daemon/dispatch/http_dispatch.h"
+#include "kafka_link.h"
 #include "engine.h"
 #include "plan.h"
 
@@ -90,7 +90,7 @@ struct engine {
     int cron_started;
     int stopping;             /* set once by engine_stop; read without lock is fine (monotonic) */
     char owner[96];
-    kafka_producer *kafka;    /* NULL when Kafka is off */
+    dtmq_kafka_producer *kafka;    /* NULL when Kafka is off */
     const kafka_topics *topics;
     pthread_mutex_t replies_mu;
     void *replies[REPLY_BUCKETS]; /* reply_wait chains (replies.c), guarded by replies_mu */

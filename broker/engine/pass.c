@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../events.h"
-#include "../log.h"
+#include "events.h"
+#include "log.h"
 #include "engine_internal.h"
 
 #define LEASE_MARGIN_MS 2000
@@ -647,7 +647,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     c->branch = (long)i;
     c->started_ms = dtmq_now_ms();
     c->await_reply = strcmp(a->t->trans_type, "msg") != 0;
-    kafka_header h[32] = {{"dtm-gid", a->gid}, {"dtm-trans-type", a->t->trans_type},
+    dtmq_kafka_header h[32] = {{"dtm-gid", a->gid}, {"dtm-trans-type", a->t->trans_type},
                           {"dtm-branch-id", b->branch_id}, {"dtm-op", b->op},
                           {"dtm-reply-to", e->topics->reply}};
     size_t n = c->await_reply ? 5 : 4; /* msg branches get no reply topic: none is read */
@@ -655,7 +655,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     json_t *v;
     json_object_foreach(a->opts.branch_headers, key, v)
         if (n < 32)
-            h[n++] = (kafka_header){key, json_string_value(v)};
+            h[n++] = (dtmq_kafka_header){key, json_string_value(v)};
     int64_t deadline = c->started_ms + request_timeout_ms(e, a);
     if (c->await_reply && replies_expect(e, a->gid, b->branch_id, b->op, (long)i, c->started_ms, deadline) != 0) {
         kafka_call_ctx_free(c);
@@ -664,7 +664,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     int awaiting = c->await_reply;
     /* an empty payload is sent as an empty value, never as a null (a tombstone) */
     const void *value = b->data ? (const void *)b->data : (const void *)"";
-    if (kafka_produce(e->kafka, b->url + 8, a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
+    if (dtmq_kafka_produce(e->kafka, b->url + 8, a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
         if (awaiting)
             replies_cancel(e, a->gid, b->branch_id, b->op);
         kafka_call_ctx_free(c);

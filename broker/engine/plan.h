@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../connectors/model/trans.h"
-#include "../trans_json.h"
+#include "daemon/model/trans.h"
+#include "trans_json.h"
 
 /* What this process knows beyond the stored state, for one pass. */
 typedef struct pass_view {

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../log.h"
+#include "log.h"
 #include "engine_internal.h"
 
 #define REPLY_SCAN_MS 100

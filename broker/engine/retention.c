@@ -6,7 +6,7 @@
  */
 #include "engine_internal.h"
 
-#include "../log.h"
+#include "log.h"
 
 #define RETENTION_EVERY_MS 60000
 #define RETENTION_BATCH 1000

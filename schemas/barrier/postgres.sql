@@ -1,5 +1,5 @@
 -- postgres.sql — the table of dtmq's subtransaction barrier on PostgreSQL
--- (connectors/barrier/barrier_pg.c, docs/barrier.md). The same table as DTM's
+-- (connectors/libdtmq/barrier/barrier_pg.c, docs/barrier.md). The same table as DTM's
 -- dtm_barrier.barrier, so a service can mix dtmq's C barrier and DTM's SDKs.
 --
 -- Apply it once to every database whose business tables a barrier protects:

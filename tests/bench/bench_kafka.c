@@ -3,7 +3,7 @@
  *
  *   bench_kafka worker  --bootstrap B --topics T[,T...] [--threads N] [--group G]
  *       Kafka workers answering dtmq's kafka:// branches through the worker
- *       library (connectors/worker/dtmq_worker.h): every branch SUCCESS. N
+ *       library (connectors/libdtmq/include/dtmq/dtmq_worker.h): every branch SUCCESS. N
  *       threads, one dtmq_worker each, in one consumer group. Runs until
  *       SIGTERM/SIGINT, then prints "bench_kafka worker: handled N".
  *
@@ -35,8 +35,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
-#include "../../connectors/worker/dtmq_worker.h"
+#include "libdtmq/common/kafka_producer.h"
+#include <dtmq/dtmq_worker.h>
 #include "bench_common.h"
 
 #define PROG "bench_kafka"
@@ -103,7 +103,7 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, const options *o, const char
 {
     const char *settings[][2] = {
         {"bootstrap.servers", o->bootstrap}, {"log_level", "3"},
-        /* the producer as dtmq's (connectors/kafka/kafka_producer.c) */
+        /* the producer as dtmq's (connectors/libdtmq/common/kafka_producer.c) */
         {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "1"},
     };
     const char *consumer_settings[][2] = {
@@ -131,7 +131,7 @@ static rd_kafka_t *consume_fresh_topic(const options *o, const char *topic)
 {
     char err[512];
     const char *topics[] = {topic};
-    if (kafka_ensure_topics(o->bootstrap, topics, 1, 1, err, sizeof(err)) != 0)
+    if (dtmq_kafka_ensure_topics(o->bootstrap, topics, 1, 1, err, sizeof(err)) != 0)
         bench_die(PROG, "%s", err);
     rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER, o, topic);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);

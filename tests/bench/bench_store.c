@@ -1,6 +1,6 @@
 /*
  * bench_store.c — the store ceiling of the benchmarks: the raw store API
- * (connectors/store/store.h), with no HTTP, no engine and no Kafka, doing per
+ * (connectors/daemon/store/store.h), with no HTTP, no engine and no Kafka, doing per
  * transaction the same operations dtmq does, as many of each as dtmq's own
  * metrics counted (dtmq_store_operation_seconds_count{op} divided by the
  * transactions finished), on records of the same shape and size.
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../connectors/store/store.h"
+#include "daemon/store/store.h"
 #include "bench_common.h"
 
 #define PROG "bench_store"

@@ -12,7 +12,7 @@
 #   saga-http   saga of 2 HTTP branches against the C stub, HTTP ingress,
 #               concurrency DTMQ_BENCH_CONCURRENCY
 #   saga-kafka  the same saga submitted on Kafka, branches kafka:// answered
-#               by workers (connectors/worker), concurrency DTMQ_BENCH_KAFKA_CONCURRENCY
+#               by workers (connectors/libdtmq/worker), concurrency DTMQ_BENCH_KAFKA_CONCURRENCY
 #   msg-kafka   2-phase msg (HTTP prepare + submit with wait_result), one
 #               kafka:// branch
 #   pending     DTMQ_BENCH_PENDING sagas whose branch answers ONGOING: dtmq's

@@ -6,7 +6,7 @@ FZ := $(B)/fuzz
 FUZZ_CC ?= clang
 
 PKGS     := rdkafka libmongoc-1.0 jansson libcurl libmicrohttpd sqlite3 yaml-0.1 libpq
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)) -Ibroker -Iconnectors -Iconnectors/libdtmq/include
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
 
 SAN    := address,undefined
@@ -16,9 +16,9 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -pthread \
 # Only the dtmq sources the parsers need, compiled by clang with coverage
 # instrumentation (fuzzer-no-link): not the gcc-built archive.
 LIB_SRC := broker/trans_json.c broker/config.c \
-           connectors/model/base64.c connectors/model/trans.c \
-           connectors/schema/json_schema.c connectors/schema/schemas_embedded.c \
-           connectors/worker/dtmq_worker.c connectors/kafka/kafka_producer.c
+           connectors/libdtmq/common/base64.c connectors/daemon/model/trans.c \
+           connectors/daemon/schema/json_schema.c connectors/daemon/schema/schemas_embedded.c \
+           connectors/libdtmq/worker/dtmq_worker.c connectors/libdtmq/common/kafka_producer.c
 LIB_OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(LIB_SRC))
 
 TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -40,6 +40,6 @@ $(FZ)/fuzz_%: tests/fuzz/fuzz_%.c $(FZ)/libdtmqfuzz.a
 		$(PKG_LIBS) -o $@
 
 # .incbin files are invisible to -MMD.
-$(FZ)/obj/connectors/schema/schemas_embedded.o: $(wildcard schemas/*/*.schema.json)
+$(FZ)/obj/connectors/daemon/schema/schemas_embedded.o: $(wildcard schemas/*/*.schema.json)
 
 -include $(shell find $(FZ) -name '*.d' 2>/dev/null)

@@ -1,5 +1,5 @@
 /*
- * fuzz_base64.c — connectors/model/base64.c (bin_data, workflow data, Basic
+ * fuzz_base64.c — connectors/libdtmq/common/base64.c (bin_data, workflow data, Basic
  * logins). Decodes the input as text (NUL-terminated copy) and checks the
  * result's promises; then encodes the input's bytes and decodes them back,
  * which must give exactly the input (__builtin_trap on any mismatch).
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../connectors/model/base64.h"
+#include "libdtmq/common/base64.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

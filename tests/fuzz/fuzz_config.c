@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../broker/config.h"
+#include "config.h"
 
 extern char **environ;
 static char path[64];

@@ -1,5 +1,5 @@
 /*
- * fuzz_schema.c — the JSON Schema validator (connectors/schema/json_schema.c).
+ * fuzz_schema.c — the JSON Schema validator (connectors/daemon/schema/json_schema.c).
  * The input, parsed as JSON (any value), is validated against the embedded
  * kafka/submit and kafka/reply schemas, the ones that check every message
  * arriving from Kafka. The input is also given to json_schema_load as schema
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../connectors/schema/json_schema.h"
-#include "../../connectors/schema/schemas_embedded.h"
+#include "daemon/schema/json_schema.h"
+#include "daemon/schema/schemas_embedded.h"
 
 static json_schema *submit_schema;
 static json_schema *reply_schema;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../broker/trans_json.h"
+#include "trans_json.h"
 
 static void check_round_trip(const trans_options *o)
 {

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 static int call_with_token(const dtmq_proc *p, const char *method, const char *path,
                            const char *body, const char *token)

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 typedef struct api_env {
     busi *svc;

@@ -1,5 +1,5 @@
 /*
- * test_barrier.c — the subtransaction barrier (connectors/barrier/) against a
+ * test_barrier.c — the subtransaction barrier (connectors/libdtmq/barrier/) against a
  * real PostgreSQL and a real MongoDB-protocol server:
  *
  *   DTMQ_TEST_POSTGRES="host=127.0.0.1 port=15432 dbname=dtmq_test user=postgres" \
@@ -35,8 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../connectors/barrier/dtmq_barrier.h"
-#include "../lib/testlib.h"
+#include <dtmq/dtmq_barrier.h>
+#include "testlib.h"
 
 #define SCHEMA_FILE "schemas/barrier/postgres.sql"
 #define MONGO_TEST_DB "dtmq_barrier_test"

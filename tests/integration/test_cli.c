@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../broker/cli.h"
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "cli.h"
+#include "busi.h"
+#include "testlib.h"
 
 extern char **environ;
 

@@ -41,9 +41,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lib/busi.h"
-#include "../lib/kafkatest.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "kafkatest.h"
+#include "testlib.h"
 
 enum { TIMEOUT_TO_FAIL_S = 3, RETRY_INTERVAL_S = 2, SUBMITTERS = 4 };
 

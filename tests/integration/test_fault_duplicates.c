@@ -31,10 +31,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
-#include "../lib/busi.h"
-#include "../lib/kafkatest.h"
-#include "../lib/testlib.h"
+#include "libdtmq/common/kafka_producer.h"
+#include "busi.h"
+#include "kafkatest.h"
+#include "testlib.h"
 
 /* ---- dtmq on real Kafka, with topics and a group of its own ------------- */
 
@@ -45,7 +45,7 @@ typedef struct kenv {
     char prefix[64];
     char group[64];
     char bootstrap[256];
-    kafka_producer *producer; /* the test's own, for submits and replies */
+    dtmq_kafka_producer *producer; /* the test's own, for submits and replies */
 } kenv;
 
 static void kenv_topic(const kenv *env, const char *suffix, char *buf, size_t len)
@@ -68,13 +68,13 @@ static void kenv_start(kenv *env)
                           "--kafka-group", env->group, NULL};
     e2e_start(&env->dtmq, env->store, args);
     char err[512];
-    env->producer = kafka_producer_start(env->bootstrap, err, sizeof(err));
+    env->producer = dtmq_kafka_producer_start(env->bootstrap, err, sizeof(err));
     ck_assert_msg(env->producer != NULL, "test producer: %s", err);
 }
 
 static void kenv_stop(kenv *env)
 {
-    kafka_producer_stop(env->producer, 5000);
+    dtmq_kafka_producer_stop(env->producer, 5000);
     e2e_stop(&env->dtmq);
     busi_stop(env->svc);
 }
@@ -83,7 +83,7 @@ static void kenv_produce(kenv *env, const char *suffix, const char *key, const c
 {
     char t[160], err[512];
     kenv_topic(env, suffix, t, sizeof(t));
-    int rc = kafka_produce_sync(env->producer, t, key, value, strlen(value), NULL, 0, 10000, err,
+    int rc = dtmq_kafka_produce_sync(env->producer, t, key, value, strlen(value), NULL, 0, 10000, err,
                                 sizeof(err));
     ck_assert_msg(rc == 0, "produce to %s: %s", t, err);
 }
@@ -651,7 +651,7 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
     kenv_topic(&env, "work-revert", w.comp_topic, sizeof(w.comp_topic));
     char err[512];
     const char *topics[] = {w.action_topic, w.comp_topic};
-    ck_assert_msg(kafka_ensure_topics(env.bootstrap, topics, 2, 4, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(dtmq_kafka_ensure_topics(env.bootstrap, topics, 2, 4, err, sizeof(err)) == 0, "%s", err);
     for (int i = 0; i < w.n; i++) {
         w.s[i].group = i % G_COUNT;
         w.s[i].index = i / G_COUNT;

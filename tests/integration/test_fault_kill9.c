@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/fault_bank.h"
-#include "../lib/testlib.h"
+#include "fault_bank.h"
+#include "testlib.h"
 
 typedef struct killer_ctx {
     fault_bank *bank;

@@ -55,10 +55,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
-#include "../lib/busi.h"
-#include "../lib/kafkatest.h"
-#include "../lib/testlib.h"
+#include "libdtmq/common/kafka_producer.h"
+#include "busi.h"
+#include "kafkatest.h"
+#include "testlib.h"
 
 enum { BROKERS = 3, PARTITIONS = 4, MAX_CONNS = 256 };
 enum { API_PRODUCE = 0, API_FETCH = 1, API_METADATA = 3, API_OFFSET_COMMIT = 8,
@@ -600,7 +600,7 @@ typedef struct menv {
     busi *svc;
     dtmq_proc dtmq;
     char store[512], prefix[64], group[64];
-    kafka_producer *producer;
+    dtmq_kafka_producer *producer;
 } menv;
 
 static void menv_topic(const menv *e, const char *suffix, char *buf, size_t len)
@@ -657,13 +657,13 @@ static void menv_start(menv *e, int32_t own_leader)
     test_store_uri(e->store, sizeof(e->store));
     menv_start_dtmq(e);
     char err[512];
-    e->producer = kafka_producer_start(e->mock_bootstrap, err, sizeof(err));
+    e->producer = dtmq_kafka_producer_start(e->mock_bootstrap, err, sizeof(err));
     ck_assert_msg(e->producer != NULL, "%s", err);
 }
 
 static void menv_stop(menv *e)
 {
-    kafka_producer_stop(e->producer, 5000);
+    dtmq_kafka_producer_stop(e->producer, 5000);
     e2e_stop(&e->dtmq);
     busi_stop(e->svc);
     proxy_stop(&e->px);
@@ -709,7 +709,7 @@ static void on_ack(void *arg, int ok, const char *error)
 
 static void produce_async(menv *e, const char *topic, const char *key, const char *value, acks *a)
 {
-    ck_assert_int_eq(kafka_produce(e->producer, topic, key, value, strlen(value), NULL, 0, on_ack, a), 0);
+    ck_assert_int_eq(dtmq_kafka_produce(e->producer, topic, key, value, strlen(value), NULL, 0, on_ack, a), 0);
 }
 
 static int is_final(const char *s)

@@ -51,8 +51,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../lib/fault_bank.h"
-#include "../lib/testlib.h"
+#include "fault_bank.h"
+#include "testlib.h"
 
 enum { PROCS = 3 };
 

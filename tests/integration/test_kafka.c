@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lib/busi.h"
-#include "../lib/kafkatest.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "kafkatest.h"
+#include "testlib.h"
 
 typedef struct kenv {
     busi *svc;

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 /* The value of the sample line that starts with `series ` (exact), or -1. */
 static double sample(const char *text, const char *series)

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 #define QUERY_PREPARED "/api/QueryPrepared"
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/testlib.h"
+#include "testlib.h"
 
 /* GET/POST path on p; returns the parsed JSON body and the status in *status. */
 static json_t *call_json(const dtmq_proc *p, const char *method, const char *path,

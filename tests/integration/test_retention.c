@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../lib/testlib.h"
+#include "testlib.h"
 
 static const char SAGA[] = "{\"gid\":\"%s\",\"trans_type\":\"saga\",\"wait_result\":true,"
                            "\"steps\":[{\"action\":\"\",\"compensate\":\"\"}],\"payloads\":[\"\"]}";

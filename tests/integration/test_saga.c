@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 typedef struct saga_env {
     busi *svc;

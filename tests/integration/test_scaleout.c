@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lib/busi.h"
-#include "../lib/kafkatest.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "kafkatest.h"
+#include "testlib.h"
 
 enum { PROCS = 3, TXNS = 60 };
 

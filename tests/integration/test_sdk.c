@@ -1,5 +1,5 @@
 /*
- * test_sdk.c — libdtmq (connectors/sdk/dtmq_client.h) end to end: the SDK
+ * test_sdk.c — libdtmq (connectors/libdtmq/include/dtmq/dtmq_client.h) end to end: the SDK
  * drives a real dtmq (DTMQ_TEST_BIN, store from DTMQ_TEST_STORE_KIND) whose
  * branches are the recording business service (tests/lib/busi.c).
  *
@@ -24,10 +24,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "../../connectors/sdk/dtmq_client.h"
-#include "../lib/busi.h"
-#include "../lib/kafkatest.h"
-#include "../lib/testlib.h"
+#include <dtmq/dtmq_client.h>
+#include "busi.h"
+#include "kafkatest.h"
+#include "testlib.h"
 
 typedef struct sdk_env {
     busi *svc;

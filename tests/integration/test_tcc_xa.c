@@ -21,8 +21,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 /* Business paths: the client's try, the TCC second phase, the XA branch. */
 #define TRY_PATH "/api/Try"

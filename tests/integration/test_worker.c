@@ -1,5 +1,5 @@
 /*
- * test_worker.c — the worker library (connectors/worker/dtmq_worker.h)
+ * test_worker.c — the worker library (connectors/libdtmq/include/dtmq/dtmq_worker.h)
  * against real Kafka (DTMQ_TEST_KAFKA), and end to end with the real dtmq
  * binary (build/asan/dtmq, or DTMQ_TEST_BIN).
  *
@@ -27,9 +27,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
-#include "../../connectors/worker/dtmq_worker.h"
-#include "../lib/testlib.h"
+#include "libdtmq/common/kafka_producer.h"
+#include <dtmq/dtmq_worker.h>
+#include "testlib.h"
 
 #define WAIT_MS 30000 /* the bound of every wait on Kafka */
 #define MAX_RECORDS 64
@@ -177,30 +177,30 @@ typedef struct branch_spec {
 } branch_spec;
 
 /* Produces a branch message with dtmq's headers and waits for the ack. */
-static void produce_branch(kafka_producer *p, const branch_spec *b)
+static void produce_branch(dtmq_kafka_producer *p, const branch_spec *b)
 {
-    kafka_header h[] = {{"dtm-gid", b->gid}, {"dtm-trans-type", b->trans_type},
+    dtmq_kafka_header h[] = {{"dtm-gid", b->gid}, {"dtm-trans-type", b->trans_type},
                         {"dtm-branch-id", b->branch_id}, {"dtm-op", b->op},
                         {"dtm-reply-to", b->reply_to}, {"X-Trace", "t-1"}};
     char err[512] = "";
-    int rc = kafka_produce_sync(p, b->topic, b->gid, b->payload, b->payload_len, h, 6, WAIT_MS,
+    int rc = dtmq_kafka_produce_sync(p, b->topic, b->gid, b->payload, b->payload_len, h, 6, WAIT_MS,
                                 err, sizeof(err));
     ck_assert_msg(rc == 0, "produce to %s: %s", b->topic, err);
 }
 
 /* Produces a message with the given headers only (may be none). */
-static void produce_raw(kafka_producer *p, const char *topic, const char *key, const char *value,
-                        const kafka_header *h, size_t nh)
+static void produce_raw(dtmq_kafka_producer *p, const char *topic, const char *key, const char *value,
+                        const dtmq_kafka_header *h, size_t nh)
 {
     char err[512] = "";
-    int rc = kafka_produce_sync(p, topic, key, value, strlen(value), h, nh, WAIT_MS, err, sizeof(err));
+    int rc = dtmq_kafka_produce_sync(p, topic, key, value, strlen(value), h, nh, WAIT_MS, err, sizeof(err));
     ck_assert_msg(rc == 0, "produce to %s: %s", topic, err);
 }
 
-static kafka_producer *start_producer(void)
+static dtmq_kafka_producer *start_producer(void)
 {
     char err[512] = "";
-    kafka_producer *p = kafka_producer_start(test_kafka_bootstrap(), err, sizeof(err));
+    dtmq_kafka_producer *p = dtmq_kafka_producer_start(test_kafka_bootstrap(), err, sizeof(err));
     ck_assert_msg(p != NULL, "producer: %s", err);
     return p;
 }
@@ -383,7 +383,7 @@ START_TEST(worker_saga_branch_reaches_the_handler_and_the_reply_is_exact)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     static const unsigned char payload[] = {'{', '"', 'a', '"', ':', '1', '}', 0, 0xff, 'z'};
     branch_spec b = {nm.topic, nm.gid, "saga", "01", "action", nm.reply, payload, sizeof(payload)};
     produce_branch(p, &b);
@@ -418,7 +418,7 @@ START_TEST(worker_saga_branch_reaches_the_handler_and_the_reply_is_exact)
     kmsgs_free(replies, n);
     dtmq_worker_free(w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -428,9 +428,9 @@ START_TEST(worker_takes_dtmqs_headers_over_branch_headers_of_the_same_name)
     fresh_names(&nm);
     char elsewhere[64];
     fresh_name(elsewhere, sizeof(elsewhere), "wt-elsewhere");
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     /* dtmq writes its headers first, then the transaction's branch_headers */
-    kafka_header h[] = {{"dtm-gid", nm.gid}, {"dtm-trans-type", "saga"}, {"dtm-branch-id", "01"},
+    dtmq_kafka_header h[] = {{"dtm-gid", nm.gid}, {"dtm-trans-type", "saga"}, {"dtm-branch-id", "01"},
                         {"dtm-op", "action"}, {"dtm-reply-to", nm.reply},
                         {"dtm-gid", "spoofed"}, {"dtm-op", "compensate"},
                         {"dtm-reply-to", elsewhere}};
@@ -452,7 +452,7 @@ START_TEST(worker_takes_dtmqs_headers_over_branch_headers_of_the_same_name)
     kmsgs_free(replies, n);
     dtmq_worker_free(w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -460,7 +460,7 @@ START_TEST(worker_failure_and_ongoing_are_replied_as_dtm_results)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     const char *ops[] = {"action", "compensate", "try"};
     const char *bids[] = {"01", "02", "03"};
     for (int i = 0; i < 3; i++) {
@@ -491,7 +491,7 @@ START_TEST(worker_failure_and_ongoing_are_replied_as_dtm_results)
     kmsgs_free(replies, n);
     dtmq_worker_free(w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -499,7 +499,7 @@ START_TEST(worker_sends_no_reply_for_msg_branches)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     branch_spec m = {nm.topic, nm.gid, "msg", "01", "action", nm.reply, "{\"m\":1}", 7};
     produce_branch(p, &m);
     /* a saga branch behind it in the same partition: its reply is the sentinel */
@@ -530,7 +530,7 @@ START_TEST(worker_sends_no_reply_for_msg_branches)
     kmsgs_free(replies, n);
     dtmq_worker_free(w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -538,11 +538,11 @@ START_TEST(worker_skips_messages_without_dtm_headers)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     produce_raw(p, nm.topic, nm.gid, "no headers at all", NULL, 0);
-    kafka_header no_op[] = {{"dtm-gid", nm.gid}, {"dtm-branch-id", "01"}, {"dtm-trans-type", "saga"}};
+    dtmq_kafka_header no_op[] = {{"dtm-gid", nm.gid}, {"dtm-branch-id", "01"}, {"dtm-trans-type", "saga"}};
     produce_raw(p, nm.topic, nm.gid, "no dtm-op", no_op, 3);
-    kafka_header no_bid[] = {{"dtm-gid", nm.gid}, {"dtm-op", "action"}};
+    dtmq_kafka_header no_bid[] = {{"dtm-gid", nm.gid}, {"dtm-op", "action"}};
     produce_raw(p, nm.topic, nm.gid, "no dtm-branch-id", no_bid, 2);
     branch_spec good = {nm.topic, nm.gid, "saga", "04", "action", "", "good", 4};
     produce_branch(p, &good);
@@ -560,7 +560,7 @@ START_TEST(worker_skips_messages_without_dtm_headers)
     dtmq_worker_free(w); /* commits */
     ck_assert_int_eq(committed_offset(nm.group, nm.topic, partition), 4);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -568,7 +568,7 @@ START_TEST(worker_commits_offsets_so_the_next_worker_does_not_redeliver)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     const char *bids[] = {"01", "02", "03", "04"};
     for (int i = 0; i < 3; i++) {
         branch_spec b = {nm.topic, nm.gid, "saga", bids[i], "action", nm.reply, "x", 1};
@@ -596,7 +596,7 @@ START_TEST(worker_commits_offsets_so_the_next_worker_does_not_redeliver)
     ck_assert_int_eq(committed_offset(nm.group, nm.topic, partition), 4);
     recorder_clear(&r1);
     recorder_clear(&r2);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -604,7 +604,7 @@ START_TEST(worker_handles_again_a_message_whose_reply_failed)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     branch_spec bad = {nm.topic, nm.gid, "saga", "01", "action", "bad topic!", "x", 1};
     produce_branch(p, &bad);
     branch_spec next = {nm.topic, nm.gid, "saga", "02", "action", nm.reply, "y", 1};
@@ -640,7 +640,7 @@ START_TEST(worker_handles_again_a_message_whose_reply_failed)
     kmsgs_free(replies, n);
     recorder_clear(&r1);
     recorder_clear(&r2);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -661,7 +661,7 @@ START_TEST(worker_stops_from_the_handler_and_from_another_thread)
 {
     names nm;
     fresh_names(&nm);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     for (int i = 0; i < 2; i++) {
         branch_spec b = {nm.topic, nm.gid, "saga", i ? "02" : "01", "action", "", "x", 1};
         produce_branch(p, &b);
@@ -687,7 +687,7 @@ START_TEST(worker_stops_from_the_handler_and_from_another_thread)
     ck_assert_int_eq(a.result, 0);
     dtmq_worker_free(w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
 }
 END_TEST
 
@@ -834,7 +834,7 @@ static void *worker_thread_main(void *arg)
 
 /* Makes sure the worker is assigned its topics before dtmq publishes: one
  * msg-type warm-up message per topic, waited for. */
-static void warm_up(kafka_producer *p, recorder *r, const char *const *topics, size_t n)
+static void warm_up(dtmq_kafka_producer *p, recorder *r, const char *const *topics, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         branch_spec b = {topics[i], "warmup", "msg", "00", "warmup", "", "", 0};
@@ -862,7 +862,7 @@ START_TEST(e2e_saga_with_kafka_branches_compensates_in_reverse)
     const char *topics[] = {a, b, a_rev, b_rev, NULL};
     worker_thread wt = {.w = new_worker(group, topics, &r)};
     ck_assert_int_eq(pthread_create(&wt.thread, NULL, worker_thread_main, &wt), 0);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     warm_up(p, &r, topics, 4);
 
     char body[1024];
@@ -902,7 +902,7 @@ START_TEST(e2e_saga_with_kafka_branches_compensates_in_reverse)
     }
     dtmq_worker_free(wt.w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
     e2e_stop(&d);
 }
 END_TEST
@@ -924,7 +924,7 @@ START_TEST(e2e_saga_branch_answered_ongoing_is_called_again)
     const char *topics[] = {a, a_rev, NULL};
     worker_thread wt = {.w = new_worker(group, topics, &r)};
     ck_assert_int_eq(pthread_create(&wt.thread, NULL, worker_thread_main, &wt), 0);
-    kafka_producer *p = start_producer();
+    dtmq_kafka_producer *p = start_producer();
     warm_up(p, &r, topics, 2);
 
     char body[1024];
@@ -948,7 +948,7 @@ START_TEST(e2e_saga_branch_answered_ongoing_is_called_again)
     }
     dtmq_worker_free(wt.w);
     recorder_clear(&r);
-    kafka_producer_stop(p, 5000);
+    dtmq_kafka_producer_stop(p, 5000);
     e2e_stop(&d);
 }
 END_TEST

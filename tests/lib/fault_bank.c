@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
+#include "libdtmq/common/kafka_producer.h"
 #include "fault_bank_internal.h"
 #include "testlib.h"
 
@@ -174,7 +174,7 @@ void fb_free(fault_bank *b)
     fbi_poller_stop(b);
     fbi_worker_stop(b);
     fb_service_stop(b);
-    kafka_producer_stop(b->producer, 2000);
+    dtmq_kafka_producer_stop(b->producer, 2000);
     free(b->plans);
     free(b->seen);
     free(b->ev);
@@ -272,7 +272,7 @@ int fb_use_kafka_submit(fault_bank *b, const char *bootstrap, const char *topic,
                         size_t errlen)
 {
     snprintf(b->submit_topic, sizeof(b->submit_topic), "%s", topic);
-    b->producer = kafka_producer_start(bootstrap, err, errlen);
+    b->producer = dtmq_kafka_producer_start(bootstrap, err, errlen);
     return b->producer ? 0 : -1;
 }
 
@@ -288,7 +288,7 @@ static int produce_until_acked(fault_bank *b, const char *op, const plan *p, con
     while (!acked && fb_now_ms() < deadline_ms) {
         char err[256];
         int wait = (int)(deadline_ms - fb_now_ms());
-        acked = kafka_produce_sync(b->producer, b->submit_topic, p->gid, value, strlen(value),
+        acked = dtmq_kafka_produce_sync(b->producer, b->submit_topic, p->gid, value, strlen(value),
                                    NULL, 0, wait > 0 ? wait : 1, err, sizeof(err)) == 0;
         if (!acked) {
             fprintf(stderr, "fault: produce %s %s: %s\n", op, p->gid, err);

@@ -133,7 +133,7 @@ void fb_set_dtmq(fault_bank *b, int slot, const char *base_url);
  * (dtmq's "<prefix>submit") on bootstrap. 0, or -1 with err. */
 int fb_use_kafka_submit(fault_bank *b, const char *bootstrap, const char *topic, char *err,
                         size_t errlen);
-/* Runs a dtmq worker (connectors/worker) in group for topic, answering the
+/* Runs a dtmq worker (connectors/libdtmq/worker) in group for topic, answering the
  * kafka:// TransIn branches with the bank's handler; restarted when it fails.
  * 0, or -1 with err. */
 int fb_start_worker(fault_bank *b, const char *bootstrap, const char *group, const char *topic,

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
-#include "../../connectors/worker/dtmq_worker.h"
+#include "libdtmq/common/kafka_producer.h"
+#include <dtmq/dtmq_worker.h>
 #include "fault_bank.h"
 
 enum { MAX_NOTES = 8, ST_LEN = 16 };
@@ -98,7 +98,7 @@ struct fault_bank {
     pthread_mutex_t d_mu;
     char dtmq[FB_MAX_DTMQ][64]; /* "" while down */
     /* Kafka */
-    kafka_producer *producer;
+    dtmq_kafka_producer *producer;
     char submit_topic[128];
     char worker_bootstrap[256], worker_group[128], worker_topic[128];
     pthread_t worker_thread;

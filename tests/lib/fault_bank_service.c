@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../connectors/worker/dtmq_worker.h"
+#include <dtmq/dtmq_worker.h>
 #include "fault_bank_internal.h"
 
 

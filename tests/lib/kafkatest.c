@@ -11,17 +11,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../connectors/kafka/kafka_producer.h"
+#include "libdtmq/common/kafka_producer.h"
 #include "testlib.h"
 
 int kt_produce(const char *bootstrap, const char *topic, const char *key, const char *value,
                size_t len, const char *const *headers)
 {
     char err[512];
-    kafka_producer *p = kafka_producer_start(bootstrap, err, sizeof(err));
+    dtmq_kafka_producer *p = dtmq_kafka_producer_start(bootstrap, err, sizeof(err));
     if (p == NULL)
         return -1;
-    kafka_header h[16];
+    dtmq_kafka_header h[16];
     char names[16][128];
     size_t n = 0;
     for (size_t i = 0; headers && headers[i] && n < 16; i++) {
@@ -33,10 +33,10 @@ int kt_produce(const char *bootstrap, const char *topic, const char *key, const 
         h[n].value = eq + 1;
         n++;
     }
-    int rc = kafka_produce_sync(p, topic, key, value, len, h, n, 10000, err, sizeof(err));
+    int rc = dtmq_kafka_produce_sync(p, topic, key, value, len, h, n, 10000, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "kt_produce: %s\n", err);
-    kafka_producer_stop(p, 1000);
+    dtmq_kafka_producer_stop(p, 1000);
     return rc;
 }
 

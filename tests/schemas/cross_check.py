@@ -2,7 +2,7 @@
 """cross_check.py — validates the schema sample corpus with Python's jsonschema.
 
 The independent check that dtmq's schemas (schemas/) mean what dtmq's own C
-validator (connectors/schema/json_schema.c, tested by
+validator (connectors/daemon/schema/json_schema.c, tested by
 tests/unit/test_json_schema.c on the same files) thinks they mean: every file
 under tests/schemas/samples/<schema>/valid/ must validate against
 schemas/<schema>.schema.json (the first '-' of the directory name stands for

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # postgres.sh — a throwaway PostgreSQL 15 cluster for the tests of the
-# PostgreSQL subtransaction barrier (connectors/barrier/), on 127.0.0.1 only.
+# PostgreSQL subtransaction barrier (connectors/libdtmq/barrier/), on 127.0.0.1 only.
 #
 #   postgres.sh install   install Debian's postgresql package if the server is missing
 #   postgres.sh start     initdb a fresh cluster, start it on $DTMQ_POSTGRES_PORT

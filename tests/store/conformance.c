@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../connectors/store/store.h"
+#include "daemon/store/store.h"
 
 #define T0 INT64_C(1700000000000)
 

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../connectors/store/store.h"
+#include "daemon/store/store.h"
 
 #define WRITER_THREADS 4
 #define KILL_AFTER_ACKS 300

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../lib/busi.h"
-#include "../lib/testlib.h"
+#include "busi.h"
+#include "testlib.h"
 
 /* ---------- helpers ---------- */
 

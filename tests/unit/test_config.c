@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../broker/config.h"
+#include "config.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixture and helpers                                                      */

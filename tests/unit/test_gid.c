@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../broker/gid.h"
-#include "../lib/testlib.h"
+#include "gid.h"
+#include "testlib.h"
 
 static int cmp_gid(const void *a, const void *b)
 {

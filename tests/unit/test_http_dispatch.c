@@ -17,8 +17,8 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include "../../connectors/dispatch/http_dispatch.h"
-#include "../lib/testlib.h"
+#include "daemon/dispatch/http_dispatch.h"
+#include "testlib.h"
 
 enum {
     SLOW_MS = 1500,

@@ -1,5 +1,5 @@
 /*
- * test_json_schema.c — the JSON Schema validator (connectors/schema/) on
+ * test_json_schema.c — the JSON Schema validator (connectors/daemon/schema/) on
  * small inline schemas, one group per keyword, with the exact error text,
  * then every sample of tests/schemas/samples/ against its embedded schema
  * (valid ones must pass, invalid ones must fail; one check per sample).
@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../connectors/schema/json_schema.h"
-#include "../../connectors/schema/schemas_embedded.h"
-#include "../lib/testlib.h"
+#include "daemon/schema/json_schema.h"
+#include "daemon/schema/schemas_embedded.h"
+#include "testlib.h"
 
 #define SAMPLES_DIR "tests/schemas/samples"
 

@@ -6,8 +6,8 @@
 #include <check.h>
 #include <string.h>
 
-#include "../../broker/engine/plan.h"
-#include "../lib/testlib.h"
+#include "engine/plan.h"
+#include "testlib.h"
 
 typedef struct fixture {
     trans_global *t;

@@ -14,14 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct kafka_producer {
+struct dtmq_kafka_producer {
     rd_kafka_t *rk;
     pthread_t thread;
     atomic_int stopping;
 };
 
 typedef struct delivery {
-    kafka_delivered done;
+    dtmq_kafka_delivered done;
     void *arg;
 } delivery;
 
@@ -38,7 +38,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static void *poll_main(void *arg)
 {
-    kafka_producer *p = arg;
+    dtmq_kafka_producer *p = arg;
     while (!atomic_load(&p->stopping))
         rd_kafka_poll(p->rk, 100);
     return NULL;
@@ -53,7 +53,7 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
     return -1;
 }
 
-kafka_producer *kafka_producer_start(const char *bootstrap, char *err, size_t errlen)
+dtmq_kafka_producer *dtmq_kafka_producer_start(const char *bootstrap, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", bootstrap, err, errlen) ||
@@ -64,7 +64,7 @@ kafka_producer *kafka_producer_start(const char *bootstrap, char *err, size_t er
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    kafka_producer *p = calloc(1, sizeof(*p));
+    dtmq_kafka_producer *p = calloc(1, sizeof(*p));
     char errstr[512];
     p->rk = p ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)) : NULL;
     if (p == NULL || p->rk == NULL) {
@@ -82,9 +82,9 @@ kafka_producer *kafka_producer_start(const char *bootstrap, char *err, size_t er
     return p;
 }
 
-int kafka_produce(kafka_producer *p, const char *topic, const char *key, const void *value,
-                  size_t len, const kafka_header *headers, size_t header_count,
-                  kafka_delivered done, void *arg)
+int dtmq_kafka_produce(dtmq_kafka_producer *p, const char *topic, const char *key, const void *value,
+                  size_t len, const dtmq_kafka_header *headers, size_t header_count,
+                  dtmq_kafka_delivered done, void *arg)
 {
     if (atomic_load(&p->stopping))
         return -1;
@@ -138,8 +138,8 @@ static void on_sync_delivery(void *arg, int ok, const char *error)
         sync_wait_free(w);
 }
 
-int kafka_produce_sync(kafka_producer *p, const char *topic, const char *key, const void *value,
-                       size_t len, const kafka_header *headers, size_t header_count,
+int dtmq_kafka_produce_sync(dtmq_kafka_producer *p, const char *topic, const char *key, const void *value,
+                       size_t len, const dtmq_kafka_header *headers, size_t header_count,
                        int timeout_ms, char *err, size_t errlen)
 {
     sync_wait *w = calloc(1, sizeof(*w));
@@ -147,7 +147,7 @@ int kafka_produce_sync(kafka_producer *p, const char *topic, const char *key, co
         return -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (kafka_produce(p, topic, key, value, len, headers, header_count, on_sync_delivery, w) != 0) {
+    if (dtmq_kafka_produce(p, topic, key, value, len, headers, header_count, on_sync_delivery, w) != 0) {
         snprintf(err, errlen, "kafka: cannot queue a message for %s", topic);
         sync_wait_free(w);
         return -1;
@@ -177,12 +177,12 @@ int kafka_produce_sync(kafka_producer *p, const char *topic, const char *key, co
     return ok ? 0 : -1;
 }
 
-int kafka_producer_outstanding(kafka_producer *p)
+int dtmq_kafka_producer_outstanding(dtmq_kafka_producer *p)
 {
     return rd_kafka_outq_len(p->rk);
 }
 
-void kafka_producer_stop(kafka_producer *p, int flush_ms)
+void dtmq_kafka_producer_stop(dtmq_kafka_producer *p, int flush_ms)
 {
     if (p == NULL)
         return;
@@ -219,7 +219,7 @@ static size_t missing_topics(rd_kafka_t *rk, const char *const *topics, size_t c
     return n;
 }
 
-int kafka_ensure_topics(const char *bootstrap, const char *const *all_topics, size_t all_count,
+int dtmq_kafka_ensure_topics(const char *bootstrap, const char *const *all_topics, size_t all_count,
                         int partitions, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

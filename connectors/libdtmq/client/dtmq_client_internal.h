@@ -15,9 +15,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "../kafka/kafka_producer.h"
-#include "../model/base64.h"
-#include "dtmq_client.h"
+#include "libdtmq/common/kafka_producer.h"
+#include "libdtmq/common/base64.h"
+#include <dtmq/dtmq_client.h>
 
 enum {
     SDK_DEFAULT_TIMEOUT_MS = 10000,
@@ -30,7 +30,7 @@ struct dtmq_client {
     char *bootstrap;    /* NULL when Kafka is not configured */
     char *submit_topic;
     int timeout_ms;
-    kafka_producer *producer; /* NULL without Kafka */
+    dtmq_kafka_producer *producer; /* NULL without Kafka */
 };
 
 typedef enum sdk_type { SDK_SAGA, SDK_MSG, SDK_TCC, SDK_XA, SDK_WORKFLOW } sdk_type;
@@ -64,7 +64,7 @@ struct dtmq_trans {
 /* ---- dtmq_client.c ---- */
 
 /* Writes printf-style text into err (when not NULL) and returns code. */
-int sdk_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int dtmq_sdk_fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* One HTTP answer: status and body (malloc'd, NUL-terminated). */
@@ -78,43 +78,43 @@ typedef struct sdk_http_reply {
  * headers: a JSON object of extra headers, may be NULL. 0 with *out filled
  * (free out->body) whatever the status; DTMQ_ERR_UNREACHABLE naming the
  * URL and curl's error when no answer came; DTMQ_ERR_NOMEM. */
-int sdk_http(const dtmq_client *c, const char *method, const char *url, const char *body,
+int dtmq_sdk_http(const dtmq_client *c, const char *method, const char *url, const char *body,
              const json_t *headers, sdk_http_reply *out, char *err, size_t errlen);
 
 /* Maps a server answer as DTM's SDK does (non-200 or a FAILURE body is a
  * failure): 0, DTMQ_ERR_FAILURE, DTMQ_ERR_ONGOING, DTMQ_ERR_SERVER, with err
  * "METHOD URL: ...: <the server's message>". */
-int sdk_map_server_reply(const char *method, const char *url, const sdk_http_reply *r,
+int dtmq_sdk_map_server_reply(const char *method, const char *url, const sdk_http_reply *r,
                          char *err, size_t errlen);
 
 /* Maps a branch answer as dtmq maps it (ONGOING before FAILURE). */
-int sdk_map_branch_reply(const char *method, const char *url, const sdk_http_reply *r,
+int dtmq_sdk_map_branch_reply(const char *method, const char *url, const sdk_http_reply *r,
                          char *err, size_t errlen);
 
 /* JSON text as Go's encoding/json writes it: compact, '<' '>' '&' U+2028
  * U+2029 escaped; flags may add JSON_SORT_KEYS (Go sorts map keys). */
-char *sdk_json_text(const json_t *j, size_t flags);
+char *dtmq_sdk_json_text(const json_t *j, size_t flags);
 
 /* POSTs body (json, not stolen; dumped with flags) to <server>/<route> (GET
  * when body is NULL) and maps the answer. *reply (may be NULL) gets the
  * parsed 200 body (NULL when not JSON). */
-int sdk_call_server(const dtmq_client *c, const char *route, const json_t *body, size_t flags,
+int dtmq_sdk_call_server(const dtmq_client *c, const char *route, const json_t *body, size_t flags,
                     json_t **reply, char *err, size_t errlen);
 
 /* ---- dtmq_client_trans.c ---- */
 
-const char *sdk_type_name(sdk_type type);
+const char *dtmq_sdk_type_name(sdk_type type);
 /* The body for op, after checking t for it. NULL + err (DTMQ_ERR_INVALID
  * or DTMQ_ERR_NOMEM in *code). */
-json_t *sdk_trans_body(const dtmq_trans *t, sdk_op op, int *code, char *err, size_t errlen);
+json_t *dtmq_sdk_trans_body(const dtmq_trans *t, sdk_op op, int *code, char *err, size_t errlen);
 /* The next branch id for t (branch_id NULL) or checks the given one; into
  * out (3+ bytes). 0 or DTMQ_ERR_INVALID. */
-int sdk_trans_branch_id(dtmq_trans *t, const char *branch_id, char *out, size_t len, char *err,
+int dtmq_sdk_trans_branch_id(dtmq_trans *t, const char *branch_id, char *out, size_t len, char *err,
                         size_t errlen);
 
 /* ---- dtmq_client_branch.c ---- */
 
 /* url?name=value&... (values escaped; '&' after an existing '?'); malloc'd. */
-char *sdk_url_with_query(const char *url, const char *const *pairs, size_t npairs);
+char *dtmq_sdk_url_with_query(const char *url, const char *const *pairs, size_t npairs);
 
 #endif

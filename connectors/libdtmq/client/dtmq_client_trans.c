@@ -13,7 +13,7 @@
  * workflow's {"data":<base64>,"name":...} always.
  *
  * A setter given a bad value records the first such error in t->error
- * (sticky); sdk_trans_body refuses a transaction that has one.
+ * (sticky); dtmq_sdk_trans_body refuses a transaction that has one.
  */
 #include "dtmq_client_internal.h"
 
@@ -27,7 +27,7 @@
 
 static const char *const sdk_type_names[] = {"saga", "msg", "tcc", "xa", "workflow"};
 
-const char *sdk_type_name(sdk_type type)
+const char *dtmq_sdk_type_name(sdk_type type)
 {
     return sdk_type_names[type];
 }
@@ -170,7 +170,7 @@ static int sdk_need_type(dtmq_trans *t, sdk_type type, const char *what)
         return DTMQ_ERR_INVALID;
     if (t->type != type)
         return sdk_trans_fail(t, DTMQ_ERR_INVALID, "%s: only for %s, this is a %s", what,
-                              sdk_type_name(type), sdk_type_name(t->type));
+                              dtmq_sdk_type_name(type), dtmq_sdk_type_name(t->type));
     return DTMQ_OK;
 }
 
@@ -375,19 +375,19 @@ int dtmq_trans_set_rollback_reason(dtmq_trans *t, const char *reason)
 
 /* ---------- branch ids ---------- */
 
-int sdk_trans_branch_id(dtmq_trans *t, const char *branch_id, char *out, size_t len, char *err,
+int dtmq_sdk_trans_branch_id(dtmq_trans *t, const char *branch_id, char *out, size_t len, char *err,
                         size_t errlen)
 {
     if (branch_id == NULL) {
         if (t->next_branch >= SDK_MAX_BRANCHES)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "branch_id: more than %d branches",
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "branch_id: more than %d branches",
                             SDK_MAX_BRANCHES);
         snprintf(out, len, "%02d", ++t->next_branch);
         return DTMQ_OK;
     }
     size_t n = strlen(branch_id);
     if (n == 0 || n >= len || !sdk_utf8_ok(branch_id))
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "branch_id '%.64s': must be 1 to %zu bytes of UTF-8", branch_id, len - 1);
     snprintf(out, len, "%s", branch_id);
     if (strspn(branch_id, "0123456789") == n && n <= 2 && atoi(branch_id) > t->next_branch)
@@ -400,32 +400,32 @@ int sdk_trans_branch_id(dtmq_trans *t, const char *branch_id, char *out, size_t 
 /* Checks that op makes sense for t's type. */
 static int sdk_check_op(const dtmq_trans *t, sdk_op op, char *err, size_t errlen)
 {
-    const char *type = sdk_type_name(t->type);
+    const char *type = dtmq_sdk_type_name(t->type);
     switch (op) {
     case SDK_OP_PREPARE:
         if (t->type == SDK_SAGA)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "prepare: a saga is not prepared, submit it");
         if (t->type == SDK_WORKFLOW)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "prepare: use dtmq_workflow_prepare for a workflow");
         return DTMQ_OK;
     case SDK_OP_SUBMIT:
         if (t->type == SDK_WORKFLOW)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "submit: use dtmq_workflow_finish for a workflow");
         return DTMQ_OK;
     case SDK_OP_ABORT:
         if (t->type == SDK_SAGA || t->type == SDK_WORKFLOW)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "abort: only msg, tcc and xa are aborted, this is a %s", type);
         return DTMQ_OK;
     case SDK_OP_PREPARE_WORKFLOW:
         if (t->type != SDK_WORKFLOW)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "prepareWorkflow: this is a %s", type);
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "prepareWorkflow: this is a %s", type);
         return DTMQ_OK;
     }
-    return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "unknown operation");
+    return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "unknown operation");
 }
 
 /* The checks of saga and msg content for op. */
@@ -434,27 +434,27 @@ static int sdk_check_steps(const dtmq_trans *t, sdk_op op, char *err, size_t err
     size_t nsteps = json_array_size(t->steps);
     if (t->type == SDK_SAGA) {
         if (nsteps == 0)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "saga: no steps (dtmq_saga_add)");
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "saga: no steps (dtmq_saga_add)");
         if (t->norders > 0 && !t->concurrent)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "saga: orders given but not concurrent (dtmq_trans_set_concurrent)");
         for (size_t i = 0; i < t->norders; i++)
             if ((size_t)t->orders[i].step >= nsteps)
-                return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+                return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                                 "saga: order for step %d, but the saga has %zu steps (0-based)",
                                 t->orders[i].step, nsteps);
         if (t->concurrent && t->custom_data != NULL)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "custom_data: a concurrent saga's is made from its orders");
     }
     if (t->type == SDK_MSG) {
         if (nsteps == 0 && op != SDK_OP_ABORT)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "msg: no steps (dtmq_msg_add)");
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "msg: no steps (dtmq_msg_add)");
         if (op == SDK_OP_PREPARE && t->query_prepared == NULL)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "msg: prepare needs a query_prepared URL (dtmq_msg_new)");
         if (t->delay > 0 && t->custom_data != NULL)
-            return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                             "custom_data: a msg with a delay has {\"delay\":N} as custom_data");
     }
     return DTMQ_OK;
@@ -475,7 +475,7 @@ static char *sdk_saga_custom(const dtmq_trans *t)
         json_array_append_new(deps, json_integer(t->orders[i].depends_on));
     }
     json_t *custom = json_pack("{s:b, s:o}", "concurrent", 1, "orders", orders);
-    char *text = custom != NULL ? sdk_json_text(custom, JSON_SORT_KEYS) : NULL;
+    char *text = custom != NULL ? dtmq_sdk_json_text(custom, JSON_SORT_KEYS) : NULL;
     json_decref(custom);
     return text;
 }
@@ -487,7 +487,7 @@ static char *sdk_workflow_custom(const dtmq_trans *t)
         return NULL;
     json_t *custom = json_pack("{s:o, s:s}", "data", b64 ? json_string(b64) : json_null(), "name",
                                t->wf_name);
-    char *text = custom != NULL ? sdk_json_text(custom, JSON_SORT_KEYS) : NULL;
+    char *text = custom != NULL ? dtmq_sdk_json_text(custom, JSON_SORT_KEYS) : NULL;
     json_decref(custom);
     free(b64);
     return text;
@@ -505,7 +505,7 @@ static char *sdk_custom_data(const dtmq_trans *t, sdk_op op, int *oom)
         text = sdk_saga_custom(t);
     } else if (t->type == SDK_MSG && op == SDK_OP_SUBMIT && t->delay > 0) {
         json_t *d = json_pack("{s:I}", "delay", (json_int_t)t->delay);
-        text = d != NULL ? sdk_json_text(d, JSON_SORT_KEYS) : NULL;
+        text = d != NULL ? dtmq_sdk_json_text(d, JSON_SORT_KEYS) : NULL;
         json_decref(d);
     } else if (t->custom_data != NULL && t->custom_data[0] != '\0') {
         text = strdup(t->custom_data);
@@ -581,7 +581,7 @@ static json_t *sdk_build_body(const dtmq_trans *t, sdk_op op)
         return NULL;
     }
     sdk_put(o, "gid", json_string(t->gid), &bad);
-    sdk_put(o, "trans_type", json_string(sdk_type_name(t->type)), &bad);
+    sdk_put(o, "trans_type", json_string(dtmq_sdk_type_name(t->type)), &bad);
     if (custom != NULL)
         sdk_put(o, "custom_data", json_string(custom), &bad);
     sdk_put_options(o, t, &bad);
@@ -602,14 +602,14 @@ static json_t *sdk_build_body(const dtmq_trans *t, sdk_op op)
     return o;
 }
 
-json_t *sdk_trans_body(const dtmq_trans *t, sdk_op op, int *code, char *err, size_t errlen)
+json_t *dtmq_sdk_trans_body(const dtmq_trans *t, sdk_op op, int *code, char *err, size_t errlen)
 {
     if (t == NULL) {
-        *code = sdk_fail(err, errlen, DTMQ_ERR_INVALID, "transaction is NULL");
+        *code = dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "transaction is NULL");
         return NULL;
     }
     if (t->error[0] != '\0') {
-        *code = sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", t->error);
+        *code = dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", t->error);
         return NULL;
     }
     if ((*code = sdk_check_op(t, op, err, errlen)) != DTMQ_OK ||
@@ -617,7 +617,7 @@ json_t *sdk_trans_body(const dtmq_trans *t, sdk_op op, int *code, char *err, siz
         return NULL;
     json_t *body = sdk_build_body(t, op);
     if (body == NULL)
-        *code = sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", t->gid);
+        *code = dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", t->gid);
     return body;
 }
 
@@ -632,20 +632,20 @@ int dtmq_trans_to_json(const dtmq_trans *t, const char *op, char **json, char *e
                {"abort", SDK_OP_ABORT},
                {"prepareWorkflow", SDK_OP_PREPARE_WORKFLOW}};
     if (json == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_trans_to_json: json is NULL");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_trans_to_json: json is NULL");
     *json = NULL;
     for (size_t i = 0; op != NULL && i < sizeof(ops) / sizeof(ops[0]); i++) {
         if (strcmp(op, ops[i].name) != 0)
             continue;
         int code;
-        json_t *body = sdk_trans_body(t, ops[i].op, &code, err, errlen);
+        json_t *body = dtmq_sdk_trans_body(t, ops[i].op, &code, err, errlen);
         if (body == NULL)
             return code;
-        *json = sdk_json_text(body, 0);
+        *json = dtmq_sdk_json_text(body, 0);
         json_decref(body);
-        return *json != NULL ? DTMQ_OK : sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "out of memory");
+        return *json != NULL ? DTMQ_OK : dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "out of memory");
     }
-    return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+    return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                     "op '%s': not one of prepare, submit, abort, prepareWorkflow",
                     op != NULL ? op : "(NULL)");
 }

@@ -38,7 +38,7 @@ static int sdk_optional_field(const char *query, const char *name, char *out, si
 {
     char why[200];
     if (dtmq_query_value(query, name, out, len, why, sizeof(why)) < 0)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", why);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", why);
     return DTMQ_OK;
 }
 
@@ -47,7 +47,7 @@ int dtmq_branch_from_query(const char *query, dtmq_branch_ref *out, char *err, s
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (out == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_branch_from_query: out is NULL");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_branch_from_query: out is NULL");
     memset(out, 0, sizeof(*out));
     int rc = DTMQ_OK;
     if (dtmq_parse_branch_query(query, out->gid, sizeof(out->gid), out->trans_type,
@@ -94,7 +94,7 @@ static char *sdk_escape_into(char *w, const char *s)
     return w;
 }
 
-char *sdk_url_with_query(const char *url, const char *const *pairs, size_t npairs)
+char *dtmq_sdk_url_with_query(const char *url, const char *const *pairs, size_t npairs)
 {
     size_t n = strlen(url) + 1;
     for (size_t i = 0; i + 1 < npairs; i += 2)

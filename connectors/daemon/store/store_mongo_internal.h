@@ -1,6 +1,6 @@
 /*
  * store_mongo_internal.h — what the MongoDB store's files share (private to
- * connectors/store/store_mongo*.c). The document shapes and the atomicity
+ * connectors/daemon/store/store_mongo*.c). The document shapes and the atomicity
  * argument are in store_mongo.c's top comment.
  *
  *   store_mongo.c        open/close, ping, drop_all, shared helpers, ops table

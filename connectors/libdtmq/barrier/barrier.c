@@ -2,18 +2,18 @@
  * barrier.c — the parts of the subtransaction barrier (dtmq_barrier.h) that
  * do not touch a database: reading a branch's identity from a query string or
  * from fields, the outcome names and HTTP statuses, argument checks, and
- * DTM's decision after the two barrier inserts (barrier_decide), which
+ * DTM's decision after the two barrier inserts (dtmq_barrier_decide), which
  * barrier_pg.c and barrier_mongo.c both use so they cannot drift apart.
  */
 #include "barrier_internal.h"
 
-#include "../worker/dtmq_worker.h"
+#include <dtmq/dtmq_worker.h>
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-void barrier_set_err(char *err, size_t errlen, const char *fmt, ...)
+void dtmq_barrier_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
         return;
@@ -28,12 +28,12 @@ static int copy_field(const char *name, const char *value, char *buf, size_t len
                       size_t errlen)
 {
     if (value == NULL || value[0] == '\0') {
-        barrier_set_err(err, errlen, "barrier: %s is missing", name);
+        dtmq_barrier_set_err(err, errlen, "barrier: %s is missing", name);
         return -1;
     }
     size_t n = strlen(value);
     if (n >= len) {
-        barrier_set_err(err, errlen, "barrier: %s is %zu bytes, at most %zu allowed", name, n,
+        dtmq_barrier_set_err(err, errlen, "barrier: %s is %zu bytes, at most %zu allowed", name, n,
                         len - 1);
         return -1;
     }
@@ -45,7 +45,7 @@ int dtmq_branch_info_from_fields(const char *gid, const char *trans_type, const 
                                  const char *op, dtmq_branch_info *out, char *err, size_t errlen)
 {
     if (out == NULL) {
-        barrier_set_err(err, errlen, "barrier: no dtmq_branch_info to fill");
+        dtmq_barrier_set_err(err, errlen, "barrier: no dtmq_branch_info to fill");
         return -1;
     }
     memset(out, 0, sizeof(*out));
@@ -63,7 +63,7 @@ int dtmq_branch_info_from_query(const char *query, dtmq_branch_info *out, char *
                                 size_t errlen)
 {
     if (out == NULL) {
-        barrier_set_err(err, errlen, "barrier: no dtmq_branch_info to fill");
+        dtmq_barrier_set_err(err, errlen, "barrier: no dtmq_branch_info to fill");
         return -1;
     }
     memset(out, 0, sizeof(*out));
@@ -71,7 +71,7 @@ int dtmq_branch_info_from_query(const char *query, dtmq_branch_info *out, char *
     if (dtmq_parse_branch_query(query, out->gid, sizeof(out->gid), out->trans_type,
                                 sizeof(out->trans_type), out->branch_id, sizeof(out->branch_id),
                                 out->op, sizeof(out->op), why, sizeof(why)) != 0) {
-        barrier_set_err(err, errlen, "barrier: %s", why);
+        dtmq_barrier_set_err(err, errlen, "barrier: %s", why);
         return -1;
     }
     return 0;
@@ -121,7 +121,7 @@ int dtmq_barrier_http_status(dtmq_barrier_outcome o)
     return 500;
 }
 
-const char *barrier_origin_op(const char *op)
+const char *dtmq_barrier_origin_op(const char *op)
 {
     if (strcmp(op, "cancel") == 0)
         return "try";
@@ -134,21 +134,21 @@ const char *barrier_origin_op(const char *op)
 static int check_field(const char *name, const char *value, size_t len, char *err, size_t errlen)
 {
     if (value[0] == '\0') {
-        barrier_set_err(err, errlen, "barrier: %s is empty", name);
+        dtmq_barrier_set_err(err, errlen, "barrier: %s is empty", name);
         return -1;
     }
     if (memchr(value, '\0', len) == NULL) {
-        barrier_set_err(err, errlen, "barrier: %s is not NUL-terminated", name);
+        dtmq_barrier_set_err(err, errlen, "barrier: %s is not NUL-terminated", name);
         return -1;
     }
     return 0;
 }
 
-int barrier_check_call(const dtmq_branch_info *b, const char *barrier_id, bool has_fn, char *err,
+int dtmq_barrier_check_call(const dtmq_branch_info *b, const char *barrier_id, bool has_fn, char *err,
                        size_t errlen)
 {
     if (b == NULL) {
-        barrier_set_err(err, errlen, "barrier: no branch info");
+        dtmq_barrier_set_err(err, errlen, "barrier: no branch info");
         return -1;
     }
     if (check_field("gid", b->gid, sizeof(b->gid), err, errlen) != 0 ||
@@ -157,42 +157,42 @@ int barrier_check_call(const dtmq_branch_info *b, const char *barrier_id, bool h
         check_field("op", b->op, sizeof(b->op), err, errlen) != 0)
         return -1;
     if (barrier_id[0] == '\0' || strlen(barrier_id) > DTMQ_BARRIER_NAME_MAX) {
-        barrier_set_err(err, errlen, "barrier: barrier_id must be 1 to %d bytes",
+        dtmq_barrier_set_err(err, errlen, "barrier: barrier_id must be 1 to %d bytes",
                         DTMQ_BARRIER_NAME_MAX);
         return -1;
     }
     if (!has_fn) {
-        barrier_set_err(err, errlen, "barrier: no business function");
+        dtmq_barrier_set_err(err, errlen, "barrier: no business function");
         return -1;
     }
     return 0;
 }
 
-int barrier_check_gid(const char *gid, char *err, size_t errlen)
+int dtmq_barrier_check_gid(const char *gid, char *err, size_t errlen)
 {
     if (gid == NULL || gid[0] == '\0') {
-        barrier_set_err(err, errlen, "barrier: gid is missing");
+        dtmq_barrier_set_err(err, errlen, "barrier: gid is missing");
         return -1;
     }
     if (strlen(gid) > DTMQ_BARRIER_GID_MAX) {
-        barrier_set_err(err, errlen, "barrier: gid is longer than %d bytes", DTMQ_BARRIER_GID_MAX);
+        dtmq_barrier_set_err(err, errlen, "barrier: gid is longer than %d bytes", DTMQ_BARRIER_GID_MAX);
         return -1;
     }
     return 0;
 }
 
-barrier_decision barrier_decide(const char *op, bool origin_inserted, bool current_inserted)
+barrier_decision dtmq_barrier_decide(const char *op, bool origin_inserted, bool current_inserted)
 {
     if (strcmp(op, BARRIER_MSG_OP) == 0 && !current_inserted)
         return BARRIER_MSG_DUP;
-    if (barrier_origin_op(op) != NULL && origin_inserted)
+    if (dtmq_barrier_origin_op(op) != NULL && origin_inserted)
         return BARRIER_SKIP_NULL_COMP;
     if (!current_inserted)
         return BARRIER_SKIP_EXISTING;
     return BARRIER_RUN_FN;
 }
 
-dtmq_barrier_outcome barrier_existing_outcome(const char *op, const char *reason)
+dtmq_barrier_outcome dtmq_barrier_existing_outcome(const char *op, const char *reason)
 {
     return strcmp(op, reason) == 0 ? DTMQ_BARRIER_SKIPPED_DUPLICATE : DTMQ_BARRIER_SKIPPED_HANGING;
 }

@@ -42,10 +42,10 @@ extern "C" { /* around dtmq_worker.h too: it has no extern "C" of its own */
 #if __has_include("dtmq_worker.h")
 #include "dtmq_worker.h"
 #else
-#include "../worker/dtmq_worker.h"
+#include "dtmq_worker.h"
 #endif
 #else
-#include "../worker/dtmq_worker.h"
+#include "dtmq_worker.h"
 #endif
 
 /* ---- errors ------------------------------------------------------------ */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sdk_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int dtmq_sdk_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
         va_list ap;
@@ -62,20 +62,20 @@ static int sdk_is_http_url(const char *url)
 static int sdk_check_options(const dtmq_client_options *o, char *err, size_t errlen)
 {
     if (o == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "client options: missing");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "client options: missing");
     int has_server = o->server != NULL && o->server[0] != '\0';
     int has_kafka = o->kafka_bootstrap != NULL && o->kafka_bootstrap[0] != '\0';
     if (!has_server && !has_kafka)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "client options: give server (HTTP) or kafka_bootstrap (Kafka), or both");
     if (has_server && !sdk_is_http_url(o->server))
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "client options: server '%s' is not an http(s):// URL", o->server);
     if (o->timeout_ms < 0)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "client options: timeout_ms %d is negative", o->timeout_ms);
     if (o->submit_topic != NULL && o->submit_topic[0] == '\0')
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "client options: submit_topic is empty");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "client options: submit_topic is empty");
     return DTMQ_OK;
 }
 
@@ -118,21 +118,21 @@ dtmq_client *dtmq_client_new(const dtmq_client_options *o, char *err, size_t err
         return NULL;
     dtmq_client *c = calloc(1, sizeof(*c));
     if (c == NULL || sdk_client_copy(c, o) != DTMQ_OK) {
-        sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "client: out of memory");
+        dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "client: out of memory");
         if (c != NULL)
             sdk_client_release(c);
         return NULL;
     }
     if (c->bootstrap != NULL) {
-        c->producer = kafka_producer_start(c->bootstrap, err, errlen);
+        c->producer = dtmq_kafka_producer_start(c->bootstrap, err, errlen);
         if (c->producer == NULL) {
             sdk_client_release(c);
             return NULL;
         }
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "client: libcurl could not be initialised");
-        kafka_producer_stop(c->producer, 0);
+        dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "client: libcurl could not be initialised");
+        dtmq_kafka_producer_stop(c->producer, 0);
         sdk_client_release(c);
         return NULL;
     }
@@ -143,7 +143,7 @@ void dtmq_client_free(dtmq_client *c)
 {
     if (c == NULL)
         return;
-    kafka_producer_stop(c->producer, c->timeout_ms);
+    dtmq_kafka_producer_stop(c->producer, c->timeout_ms);
     sdk_client_release(c);
     curl_global_cleanup();
 }
@@ -226,7 +226,7 @@ static void sdk_set_request(CURL *h, const dtmq_client *c, const char *method, c
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 }
 
-int sdk_http(const dtmq_client *c, const char *method, const char *url, const char *body,
+int dtmq_sdk_http(const dtmq_client *c, const char *method, const char *url, const char *body,
              const json_t *headers, sdk_http_reply *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
@@ -236,7 +236,7 @@ int sdk_http(const dtmq_client *c, const char *method, const char *url, const ch
     if (h == NULL || oom) {
         curl_slist_free_all(list);
         curl_easy_cleanup(h);
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s %s: out of memory", method, url);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s %s: out of memory", method, url);
     }
     sdk_buf buf = {NULL, 0, 0, 0};
     char curl_err[CURL_ERROR_SIZE] = "";
@@ -252,15 +252,15 @@ int sdk_http(const dtmq_client *c, const char *method, const char *url, const ch
         free(buf.data);
         out->status = 0;
         if (buf.too_big)
-            return sdk_fail(err, errlen, DTMQ_ERR_SERVER, "%s %s: answer larger than %d bytes",
+            return dtmq_sdk_fail(err, errlen, DTMQ_ERR_SERVER, "%s %s: answer larger than %d bytes",
                             method, url, SDK_MAX_BODY);
-        return sdk_fail(err, errlen, DTMQ_ERR_UNREACHABLE, "%s %s: %s%s%s", method, url,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_UNREACHABLE, "%s %s: %s%s%s", method, url,
                         curl_easy_strerror(rc), curl_err[0] ? ": " : "", curl_err);
     }
     out->body = buf.data != NULL ? buf.data : strdup("");
     out->len = buf.len;
     if (out->body == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s %s: out of memory", method, url);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s %s: out of memory", method, url);
     return DTMQ_OK;
 }
 
@@ -297,7 +297,7 @@ static int sdk_body_says_failure(const sdk_http_reply *r)
     return failure;
 }
 
-int sdk_map_server_reply(const char *method, const char *url, const sdk_http_reply *r,
+int dtmq_sdk_map_server_reply(const char *method, const char *url, const sdk_http_reply *r,
                          char *err, size_t errlen)
 {
     int failure = r->status == 409 || sdk_body_says_failure(r);
@@ -306,24 +306,24 @@ int sdk_map_server_reply(const char *method, const char *url, const sdk_http_rep
     char msg[768];
     sdk_reply_message(r, msg, sizeof(msg));
     if (failure)
-        return sdk_fail(err, errlen, DTMQ_ERR_FAILURE, "%s %s: FAILURE: %s", method, url, msg);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_FAILURE, "%s %s: FAILURE: %s", method, url, msg);
     if (r->status == 425)
-        return sdk_fail(err, errlen, DTMQ_ERR_ONGOING, "%s %s: ONGOING: %s", method, url, msg);
-    return sdk_fail(err, errlen, DTMQ_ERR_SERVER, "%s %s: HTTP %ld: %s", method, url, r->status,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_ONGOING, "%s %s: ONGOING: %s", method, url, msg);
+    return dtmq_sdk_fail(err, errlen, DTMQ_ERR_SERVER, "%s %s: HTTP %ld: %s", method, url, r->status,
                     msg);
 }
 
-int sdk_map_branch_reply(const char *method, const char *url, const sdk_http_reply *r,
+int dtmq_sdk_map_branch_reply(const char *method, const char *url, const sdk_http_reply *r,
                          char *err, size_t errlen)
 {
     char msg[768];
     sdk_reply_message(r, msg, sizeof(msg));
     if (r->status == 425 || strstr(r->body, "ONGOING") != NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_ONGOING, "%s %s: ONGOING: %s", method, url, msg);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_ONGOING, "%s %s: ONGOING: %s", method, url, msg);
     if (r->status == 409 || strstr(r->body, "FAILURE") != NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_FAILURE, "%s %s: FAILURE: %s", method, url, msg);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_FAILURE, "%s %s: FAILURE: %s", method, url, msg);
     if (r->status != 200)
-        return sdk_fail(err, errlen, DTMQ_ERR_SERVER, "%s %s: HTTP %ld: %s", method, url,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_SERVER, "%s %s: HTTP %ld: %s", method, url,
                         r->status, msg);
     return DTMQ_OK;
 }
@@ -355,7 +355,7 @@ static char *sdk_go_escape(const char *text)
     return out;
 }
 
-char *sdk_json_text(const json_t *j, size_t flags)
+char *dtmq_sdk_json_text(const json_t *j, size_t flags)
 {
     char *raw = json_dumps(j, JSON_COMPACT | flags);
     if (raw == NULL)
@@ -368,14 +368,14 @@ char *sdk_json_text(const json_t *j, size_t flags)
 static int sdk_need_server(const dtmq_client *c, const char *what, char *err, size_t errlen)
 {
     if (c == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: client is NULL", what);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: client is NULL", what);
     if (c->server == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "%s: the client has no server URL (HTTP not configured)", what);
     return DTMQ_OK;
 }
 
-int sdk_call_server(const dtmq_client *c, const char *route, const json_t *body, size_t flags,
+int dtmq_sdk_call_server(const dtmq_client *c, const char *route, const json_t *body, size_t flags,
                     json_t **reply, char *err, size_t errlen)
 {
     if (reply != NULL)
@@ -385,16 +385,16 @@ int sdk_call_server(const dtmq_client *c, const char *route, const json_t *body,
         return rc;
     char *url = NULL, *text = NULL;
     if (asprintf(&url, "%s/%s", c->server, route) < 0)
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", route);
-    if (body != NULL && (text = sdk_json_text(body, flags)) == NULL) {
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", route);
+    if (body != NULL && (text = dtmq_sdk_json_text(body, flags)) == NULL) {
         free(url);
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", route);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", route);
     }
     const char *method = body != NULL ? "POST" : "GET";
     sdk_http_reply r;
-    rc = sdk_http(c, method, url, text, NULL, &r, err, errlen);
+    rc = dtmq_sdk_http(c, method, url, text, NULL, &r, err, errlen);
     if (rc == DTMQ_OK)
-        rc = sdk_map_server_reply(method, url, &r, err, errlen);
+        rc = dtmq_sdk_map_server_reply(method, url, &r, err, errlen);
     if (rc == DTMQ_OK && reply != NULL)
         *reply = json_loadb(r.body, r.len, 0, NULL);
     free(r.body);
@@ -407,17 +407,17 @@ int dtmq_new_gid(dtmq_client *c, char *gid, size_t len, char *err, size_t errlen
 {
     sdk_clear_err(err, errlen);
     if (gid == NULL || len == 0)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "newGid: no buffer for the gid");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "newGid: no buffer for the gid");
     gid[0] = '\0';
     json_t *reply = NULL;
-    int rc = sdk_call_server(c, "newGid", NULL, 0, &reply, err, errlen);
+    int rc = dtmq_sdk_call_server(c, "newGid", NULL, 0, &reply, err, errlen);
     if (rc != DTMQ_OK)
         return rc;
     const char *g = json_string_value(json_object_get(reply, "gid"));
     if (g == NULL || g[0] == '\0')
-        rc = sdk_fail(err, errlen, DTMQ_ERR_SERVER, "newGid: the answer has no gid");
+        rc = dtmq_sdk_fail(err, errlen, DTMQ_ERR_SERVER, "newGid: the answer has no gid");
     else if (strlen(g) >= len)
-        rc = sdk_fail(err, errlen, DTMQ_ERR_INVALID, "newGid: gid '%s' does not fit %zu bytes", g,
+        rc = dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "newGid: gid '%s' does not fit %zu bytes", g,
                       len);
     else
         snprintf(gid, len, "%s", g);

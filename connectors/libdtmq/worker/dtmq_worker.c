@@ -1,6 +1,6 @@
 /*
  * dtmq_worker.c — see dtmq_worker.h. A worker is one librdkafka consumer
- * (its group, its topics) and one kafka_producer for the replies, driven by
+ * (its group, its topics) and one dtmq_kafka_producer for the replies, driven by
  * the caller's thread in dtmq_worker_run.
  *
  * Invariants, per partition:
@@ -16,7 +16,7 @@
  *     going on (going on would store a later offset past the message).
  * The same pattern as broker/kafka_ingress.c.
  */
-#include "dtmq_worker.h"
+#include <dtmq/dtmq_worker.h>
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../kafka/kafka_producer.h"
+#include "libdtmq/common/kafka_producer.h"
 
 #define DEFAULT_POLL_TIMEOUT_MS 200
 #define REPLY_ACK_TIMEOUT_MS 10000  /* wait for Kafka's ack of a reply */
@@ -40,7 +40,7 @@
 
 struct dtmq_worker {
     rd_kafka_t *rk;           /* owned consumer */
-    kafka_producer *producer; /* owned, for replies */
+    dtmq_kafka_producer *producer; /* owned, for replies */
     dtmq_branch_handler handler;
     void *arg;
     int poll_timeout_ms;
@@ -278,7 +278,7 @@ int dtmq_worker_new(const dtmq_worker_options *o, dtmq_worker **out, char *err, 
     w->arg = o->arg;
     w->poll_timeout_ms = o->poll_timeout_ms > 0 ? o->poll_timeout_ms : DEFAULT_POLL_TIMEOUT_MS;
     char perr[512] = "";
-    w->producer = kafka_producer_start(o->bootstrap, perr, sizeof(perr));
+    w->producer = dtmq_kafka_producer_start(o->bootstrap, perr, sizeof(perr));
     if (w->producer == NULL) {
         set_err(err, errlen, "dtmq_worker: reply producer: %s", perr);
         free(w);
@@ -286,7 +286,7 @@ int dtmq_worker_new(const dtmq_worker_options *o, dtmq_worker **out, char *err, 
     }
     w->rk = new_consumer(o, err, errlen);
     if (w->rk == NULL) {
-        kafka_producer_stop(w->producer, 0);
+        dtmq_kafka_producer_stop(w->producer, 0);
         free(w);
         return -1;
     }
@@ -308,7 +308,7 @@ void dtmq_worker_free(dtmq_worker *w)
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_line("closing the consumer: %s", rd_kafka_err2str(e));
     rd_kafka_destroy(w->rk);
-    kafka_producer_stop(w->producer, PRODUCER_FLUSH_MS);
+    dtmq_kafka_producer_stop(w->producer, PRODUCER_FLUSH_MS);
     free(w);
 }
 
@@ -422,8 +422,8 @@ static int send_reply(dtmq_worker *w, const branch_headers *h, const char *resul
         set_err(err, errlen, "out of memory");
         return -1;
     }
-    kafka_header hdr[] = {{"dtm-gid", h->gid}, {"dtm-branch-id", h->branch_id}, {"dtm-op", h->op}};
-    int rc = kafka_produce_sync(w->producer, h->reply_to, h->gid, text, strlen(text), hdr,
+    dtmq_kafka_header hdr[] = {{"dtm-gid", h->gid}, {"dtm-branch-id", h->branch_id}, {"dtm-op", h->op}};
+    int rc = dtmq_kafka_produce_sync(w->producer, h->reply_to, h->gid, text, strlen(text), hdr,
                                 sizeof(hdr) / sizeof(hdr[0]), REPLY_ACK_TIMEOUT_MS, err, errlen);
     free(text);
     return rc;

@@ -79,7 +79,7 @@ static void mongo_set_error(char *err, size_t errlen, const char *what, const bs
     for (char *p = line; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
-    barrier_set_err(err, errlen, "barrier: %s: %s (code %u)", what, line, e->code);
+    dtmq_barrier_set_err(err, errlen, "barrier: %s: %s (code %u)", what, line, e->code);
 }
 
 static bool mongo_is_duplicate(const bson_error_t *e)
@@ -239,7 +239,7 @@ static int mongo_mark_done(mongoc_collection_t *coll, const mongo_row *row, char
     } else {
         bson_iter_t it;
         if (!bson_iter_init_find(&it, &reply, "matchedCount") || bson_iter_as_int64(&it) != 1) {
-            barrier_set_err(err, errlen, "barrier: the pending row %s vanished before it could"
+            dtmq_barrier_set_err(err, errlen, "barrier: the pending row %s vanished before it could"
                                          " be marked done", key);
             rc = -1;
         }
@@ -274,7 +274,7 @@ int dtmq_barrier_mongo_write_opts(const dtmq_barrier_mongo_tx *tx, bson_t *opts,
                                   size_t errlen)
 {
     if (tx == NULL || opts == NULL) {
-        barrier_set_err(err, errlen, "barrier: write_opts needs tx and opts");
+        dtmq_barrier_set_err(err, errlen, "barrier: write_opts needs tx and opts");
         return -1;
     }
     return mongo_opts(tx->session, opts, err, errlen);
@@ -283,7 +283,7 @@ int dtmq_barrier_mongo_write_opts(const dtmq_barrier_mongo_tx *tx, bson_t *opts,
 int dtmq_barrier_mongo_has_transactions(mongoc_client_t *client, char *err, size_t errlen)
 {
     if (client == NULL) {
-        barrier_set_err(err, errlen, "barrier: no MongoDB client");
+        dtmq_barrier_set_err(err, errlen, "barrier: no MongoDB client");
         return -1;
     }
     bson_error_t e;
@@ -311,7 +311,7 @@ int dtmq_barrier_mongo_ensure_indexes(mongoc_client_t *client, const char *db, c
                                       size_t errlen)
 {
     if (client == NULL) {
-        barrier_set_err(err, errlen, "barrier: no MongoDB client");
+        dtmq_barrier_set_err(err, errlen, "barrier: no MongoDB client");
         return -1;
     }
     bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(COLLECTION), "indexes", "[", "{", "key",
@@ -337,7 +337,7 @@ static dtmq_barrier_outcome mongo_call_in_tx(mongoc_collection_t *coll,
                                              size_t errlen)
 {
     mongo_row row = {b->trans_type, b->gid, b->branch_id, b->op, barrier_id, b->op, STATUS_DONE};
-    const char *origin = barrier_origin_op(b->op);
+    const char *origin = dtmq_barrier_origin_op(b->op);
     bool origin_inserted = false, current_inserted = false;
     if (origin != NULL) {
         mongo_row origin_row = row;
@@ -347,7 +347,7 @@ static dtmq_barrier_outcome mongo_call_in_tx(mongoc_collection_t *coll,
     }
     if (mongo_upsert_row(coll, tx->session, &row, &current_inserted, err, errlen) != 0)
         return DTMQ_BARRIER_DB_ERROR;
-    switch (barrier_decide(b->op, origin_inserted, current_inserted)) {
+    switch (dtmq_barrier_decide(b->op, origin_inserted, current_inserted)) {
     case BARRIER_MSG_DUP:
         return DTMQ_BARRIER_MSG_DUPLICATE;
     case BARRIER_SKIP_NULL_COMP:
@@ -357,11 +357,11 @@ static dtmq_barrier_outcome mongo_call_in_tx(mongoc_collection_t *coll,
         if (mongo_read_row(coll, tx->session, &row, &f, err, errlen) != 0)
             return DTMQ_BARRIER_DB_ERROR;
         if (!f.found) {
-            barrier_set_err(err, errlen, "barrier: the row of %s/%s/%s/%s existed but is gone",
+            dtmq_barrier_set_err(err, errlen, "barrier: the row of %s/%s/%s/%s existed but is gone",
                             b->gid, b->branch_id, b->op, barrier_id);
             return DTMQ_BARRIER_DB_ERROR;
         }
-        return barrier_existing_outcome(b->op, f.reason);
+        return dtmq_barrier_existing_outcome(b->op, f.reason);
     }
     case BARRIER_RUN_FN:
         break;
@@ -370,7 +370,7 @@ static dtmq_barrier_outcome mongo_call_in_tx(mongoc_collection_t *coll,
     if (r == DTMQ_BUSINESS_OK)
         return DTMQ_BARRIER_DONE;
     if (err != NULL && errlen > 0 && err[0] == '\0')
-        barrier_set_err(err, errlen, "barrier: the business function %s",
+        dtmq_barrier_set_err(err, errlen, "barrier: the business function %s",
                         r == DTMQ_BUSINESS_FAILURE ? "failed" : "asked to retry");
     return r == DTMQ_BUSINESS_FAILURE ? DTMQ_BARRIER_BUSINESS_ERROR : DTMQ_BARRIER_DB_ERROR;
 }
@@ -429,12 +429,12 @@ static dtmq_barrier_outcome mongo_plain_origin(mongoc_collection_t *coll,
     if (mongo_read_row(coll, NULL, origin_row, &f, err, errlen) != 0)
         return DTMQ_BARRIER_DB_ERROR;
     if (!f.found) {
-        barrier_set_err(err, errlen, "barrier: the %s row of %s/%s changed under this call: retry",
+        dtmq_barrier_set_err(err, errlen, "barrier: the %s row of %s/%s changed under this call: retry",
                         origin_row->op, origin_row->gid, origin_row->branch_id);
         return DTMQ_BARRIER_DB_ERROR;
     }
     if (strcmp(f.status, STATUS_PENDING) == 0) {
-        barrier_set_err(err, errlen, "barrier: %s %s/%s is still in progress (or was interrupted"
+        dtmq_barrier_set_err(err, errlen, "barrier: %s %s/%s is still in progress (or was interrupted"
                                      " mid-way): compensate later", origin_row->op,
                         origin_row->gid, origin_row->branch_id);
         return DTMQ_BARRIER_DB_ERROR;
@@ -451,17 +451,17 @@ static dtmq_barrier_outcome mongo_plain_existing(mongoc_collection_t *coll, cons
     if (mongo_read_row(coll, NULL, row, &f, err, errlen) != 0)
         return DTMQ_BARRIER_DB_ERROR;
     if (!f.found) {
-        barrier_set_err(err, errlen, "barrier: the row of %s/%s/%s changed under this call: retry",
+        dtmq_barrier_set_err(err, errlen, "barrier: the row of %s/%s/%s changed under this call: retry",
                         row->gid, row->branch_id, row->op);
         return DTMQ_BARRIER_DB_ERROR;
     }
     if (strcmp(f.status, STATUS_PENDING) == 0) {
-        barrier_set_err(err, errlen, "barrier: %s %s/%s is in progress elsewhere (or was"
+        dtmq_barrier_set_err(err, errlen, "barrier: %s %s/%s is in progress elsewhere (or was"
                                      " interrupted mid-way): retry later", row->op, row->gid,
                         row->branch_id);
         return DTMQ_BARRIER_DB_ERROR;
     }
-    return barrier_existing_outcome(row->op, f.reason);
+    return dtmq_barrier_existing_outcome(row->op, f.reason);
 }
 
 /* Step 4: fn, then the pending row becomes done or goes away. */
@@ -482,10 +482,10 @@ static dtmq_barrier_outcome mongo_plain_run(mongoc_client_t *client, mongoc_coll
                  r == DTMQ_BUSINESS_FAILURE ? "failed" : "asked to retry");
     char rm_err[384] = "";
     if (mongo_remove_pending(coll, row, rm_err, sizeof(rm_err)) != 0) {
-        barrier_set_err(err, errlen, "%s; then %s", why, rm_err);
+        dtmq_barrier_set_err(err, errlen, "%s; then %s", why, rm_err);
         return DTMQ_BARRIER_DB_ERROR;
     }
-    barrier_set_err(err, errlen, "%s", why);
+    dtmq_barrier_set_err(err, errlen, "%s", why);
     return r == DTMQ_BUSINESS_FAILURE ? DTMQ_BARRIER_BUSINESS_ERROR : DTMQ_BARRIER_DB_ERROR;
 }
 
@@ -495,7 +495,7 @@ static dtmq_barrier_outcome mongo_call_plain(mongoc_client_t *client, mongoc_col
                                              size_t errlen)
 {
     mongo_row row = {b->trans_type, b->gid, b->branch_id, b->op, barrier_id, b->op, STATUS_PENDING};
-    const char *origin = barrier_origin_op(b->op);
+    const char *origin = dtmq_barrier_origin_op(b->op);
     bool origin_inserted = false, by_compensation = false, current_inserted = false;
     if (origin != NULL) {
         mongo_row origin_row = row;
@@ -513,7 +513,7 @@ static dtmq_barrier_outcome mongo_call_plain(mongoc_client_t *client, mongoc_col
      * an origin row written by an earlier attempt of this compensation that
      * died before its own row counts as inserted now. */
     bool origin_affected = origin_inserted || (by_compensation && current_inserted);
-    switch (barrier_decide(b->op, origin_affected, current_inserted)) {
+    switch (dtmq_barrier_decide(b->op, origin_affected, current_inserted)) {
     case BARRIER_MSG_DUP:
         return DTMQ_BARRIER_MSG_DUPLICATE;
     case BARRIER_SKIP_NULL_COMP:
@@ -531,10 +531,10 @@ dtmq_barrier_outcome dtmq_barrier_mongo_call(mongoc_client_t *client, const char
                                              dtmq_barrier_mongo_fn fn, void *arg, char *err,
                                              size_t errlen)
 {
-    barrier_set_err(err, errlen, "%s", "");
+    dtmq_barrier_set_err(err, errlen, "%s", "");
     if (barrier_id == NULL)
         barrier_id = DTMQ_BARRIER_FIRST_ID;
-    if (barrier_check_call(b, barrier_id, fn != NULL, err, errlen) != 0)
+    if (dtmq_barrier_check_call(b, barrier_id, fn != NULL, err, errlen) != 0)
         return DTMQ_BARRIER_DB_ERROR;
     int has_tx = dtmq_barrier_mongo_has_transactions(client, err, errlen);
     if (has_tx < 0)
@@ -546,18 +546,18 @@ dtmq_barrier_outcome dtmq_barrier_mongo_call(mongoc_client_t *client, const char
                : mongo_call_plain(client, coll, b, barrier_id, fn, arg, err, errlen);
     mongoc_collection_destroy(coll);
     if (dtmq_barrier_http_status(o) == 200)
-        barrier_set_err(err, errlen, "%s", ""); /* fn may have written to it */
+        dtmq_barrier_set_err(err, errlen, "%s", ""); /* fn may have written to it */
     return o;
 }
 
 int dtmq_barrier_mongo_query_prepared(mongoc_client_t *client, const char *db, const char *gid,
                                       char *err, size_t errlen)
 {
-    barrier_set_err(err, errlen, "%s", "");
-    if (barrier_check_gid(gid, err, errlen) != 0)
+    dtmq_barrier_set_err(err, errlen, "%s", "");
+    if (dtmq_barrier_check_gid(gid, err, errlen) != 0)
         return -1;
     if (client == NULL) {
-        barrier_set_err(err, errlen, "barrier: no MongoDB client");
+        dtmq_barrier_set_err(err, errlen, "barrier: no MongoDB client");
         return -1;
     }
     mongoc_collection_t *coll = mongoc_client_get_collection(client, db ? db : DEFAULT_DB,
@@ -576,7 +576,7 @@ int dtmq_barrier_mongo_query_prepared(mongoc_client_t *client, const char *db, c
     if (mongo_read_row(coll, NULL, &row, &f, err, errlen) != 0)
         goto done;
     if (!f.found)
-        barrier_set_err(err, errlen, "barrier: the msg row of %s vanished after a duplicate key",
+        dtmq_barrier_set_err(err, errlen, "barrier: the msg row of %s vanished after a duplicate key",
                         gid);
     else if (strcmp(f.status, STATUS_PENDING) == 0)
         status = 425;

@@ -50,9 +50,9 @@ static int sdk_progress_from(json_t *j, dtmq_progress *p, char *err, size_t errl
     const char *b64 = json_string_value(json_object_get(j, "bin_data"));
     p->data = dtmq_base64_decode(b64 != NULL ? b64 : "", &p->data_len);
     if (p->branch_id == NULL || p->op == NULL || p->status == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "prepareWorkflow: out of memory");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "prepareWorkflow: out of memory");
     if (p->data == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_SERVER,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_SERVER,
                         "prepareWorkflow: progress %s-%s: bin_data is not base64", p->branch_id,
                         p->op);
     return DTMQ_OK;
@@ -65,7 +65,7 @@ static int sdk_state_from(json_t *reply, dtmq_workflow_state *out, char *err, si
     const char *status = json_string_value(json_object_get(trans, "status"));
     json_t *list = json_object_get(reply, "progresses");
     if (status == NULL || (list != NULL && !json_is_null(list) && !json_is_array(list)))
-        return sdk_fail(err, errlen, DTMQ_ERR_SERVER,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_SERVER,
                         "prepareWorkflow: the answer has no transaction status or progress list");
     snprintf(out->status, sizeof(out->status), "%s", status);
     size_t n = json_array_size(list);
@@ -73,7 +73,7 @@ static int sdk_state_from(json_t *reply, dtmq_workflow_state *out, char *err, si
         return DTMQ_OK;
     out->progresses = calloc(n, sizeof(*out->progresses));
     if (out->progresses == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "prepareWorkflow: out of memory");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "prepareWorkflow: out of memory");
     for (size_t i = 0; i < n; i++) {
         out->count = i + 1; /* so a failure releases what was filled */
         int rc = sdk_progress_from(json_array_get(list, i), &out->progresses[i], err, errlen);
@@ -88,14 +88,14 @@ int dtmq_workflow_prepare(dtmq_client *c, const dtmq_trans *t, dtmq_workflow_sta
 {
     sdk_clear(err, errlen);
     if (out == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_workflow_prepare: out is NULL");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_workflow_prepare: out is NULL");
     memset(out, 0, sizeof(*out));
     int rc;
-    json_t *body = sdk_trans_body(t, SDK_OP_PREPARE_WORKFLOW, &rc, err, errlen);
+    json_t *body = dtmq_sdk_trans_body(t, SDK_OP_PREPARE_WORKFLOW, &rc, err, errlen);
     if (body == NULL)
         return rc;
     json_t *reply = NULL;
-    rc = sdk_call_server(c, "prepareWorkflow", body, 0, &reply, err, errlen);
+    rc = dtmq_sdk_call_server(c, "prepareWorkflow", body, 0, &reply, err, errlen);
     json_decref(body);
     if (rc == DTMQ_OK)
         rc = sdk_state_from(reply, out, err, errlen);
@@ -108,7 +108,7 @@ int dtmq_workflow_prepare(dtmq_client *c, const dtmq_trans *t, dtmq_workflow_sta
 static int sdk_need(const char *s, const char *what, char *err, size_t errlen)
 {
     if (s == NULL || s[0] == '\0')
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: missing", what);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: missing", what);
     return DTMQ_OK;
 }
 
@@ -122,16 +122,16 @@ int dtmq_workflow_record(dtmq_client *c, const char *gid, const char *branch_id,
         (rc = sdk_need(op, "dtmq_workflow_record: op", err, errlen)) != DTMQ_OK)
         return rc;
     if (status == NULL || (strcmp(status, "succeed") != 0 && strcmp(status, "failed") != 0))
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "dtmq_workflow_record: status '%s' is not succeed or failed",
                         status != NULL ? status : "(NULL)");
     json_t *m = json_pack("{s:s?, s:s, s:s?, s:s?, s:s?, s:s?}", "branch_id", branch_id, "data",
                           data != NULL ? data : "", "gid", gid, "op", op, "status", status,
                           "trans_type", "workflow");
     if (m == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "dtmq_workflow_record %s: values must be valid UTF-8", gid);
-    rc = sdk_call_server(c, "registerBranch", m, JSON_SORT_KEYS, NULL, err, errlen);
+    rc = dtmq_sdk_call_server(c, "registerBranch", m, JSON_SORT_KEYS, NULL, err, errlen);
     json_decref(m);
     return rc;
 }
@@ -156,9 +156,9 @@ int dtmq_workflow_finish(dtmq_client *c, const char *gid, int succeeded,
                                           "trans_type", "workflow")
                               : NULL;
     if (m == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "dtmq_workflow_finish %s: values must be valid UTF-8", gid);
-    rc = sdk_call_server(c, "submit", m, JSON_SORT_KEYS, NULL, err, errlen);
+    rc = dtmq_sdk_call_server(c, "submit", m, JSON_SORT_KEYS, NULL, err, errlen);
     json_decref(m);
     return rc;
 }

@@ -24,10 +24,10 @@ static int sdk_trans_call(dtmq_client *c, const dtmq_trans *t, sdk_op op, const 
 {
     sdk_clear(err, errlen);
     int code;
-    json_t *body = sdk_trans_body(t, op, &code, err, errlen);
+    json_t *body = dtmq_sdk_trans_body(t, op, &code, err, errlen);
     if (body == NULL)
         return code;
-    code = sdk_call_server(c, route, body, 0, NULL, err, errlen);
+    code = dtmq_sdk_call_server(c, route, body, 0, NULL, err, errlen);
     json_decref(body);
     return code;
 }
@@ -63,10 +63,10 @@ static int sdk_register(dtmq_client *c, const char *gid, const char *type,
             bad = json_object_set_new(m, pairs[i], json_string(pairs[i + 1])) != 0;
     if (bad) {
         json_decref(m);
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "registerBranch %s: values must be valid UTF-8", gid);
     }
-    int rc = sdk_call_server(c, "registerBranch", m, JSON_SORT_KEYS, NULL, err, errlen);
+    int rc = dtmq_sdk_call_server(c, "registerBranch", m, JSON_SORT_KEYS, NULL, err, errlen);
     json_decref(m);
     return rc;
 }
@@ -75,7 +75,7 @@ static int sdk_register(dtmq_client *c, const char *gid, const char *type,
 static int sdk_need(const char *s, const char *what, char *err, size_t errlen)
 {
     if (s == NULL || s[0] == '\0')
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: missing", what);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: missing", what);
     return DTMQ_OK;
 }
 
@@ -100,18 +100,18 @@ static int sdk_call_branch(dtmq_client *c, const dtmq_trans *t, const char *url,
                            const char *branch_id, const char *op, const char *payload,
                            char *resp, size_t resp_len, char *err, size_t errlen)
 {
-    const char *pairs[] = {"dtm", c->server, "gid", t->gid, "trans_type", sdk_type_name(t->type),
+    const char *pairs[] = {"dtm", c->server, "gid", t->gid, "trans_type", dtmq_sdk_type_name(t->type),
                            "branch_id", branch_id, "op", op, "phase2_url", url};
     size_t npairs = t->type == SDK_XA ? 12 : 10; /* dtmcli adds phase2_url for xa */
-    char *full = sdk_url_with_query(url, pairs, npairs);
+    char *full = dtmq_sdk_url_with_query(url, pairs, npairs);
     if (full == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", url);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "%s: out of memory", url);
     sdk_http_reply r;
-    int rc = sdk_http(c, "POST", full, payload != NULL ? payload : "", t->headers, &r, err, errlen);
+    int rc = dtmq_sdk_http(c, "POST", full, payload != NULL ? payload : "", t->headers, &r, err, errlen);
     if (rc == DTMQ_OK) {
         if (resp != NULL && resp_len > 0)
             snprintf(resp, resp_len, "%s", r.body);
-        rc = sdk_map_branch_reply("POST", full, &r, err, errlen);
+        rc = dtmq_sdk_map_branch_reply("POST", full, &r, err, errlen);
         free(r.body);
     }
     free(full);
@@ -123,14 +123,14 @@ static int sdk_check_branch_call(dtmq_client *c, dtmq_trans *t, sdk_type type, c
                                  char *err, size_t errlen)
 {
     if (c == NULL || t == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: client or transaction is NULL", what);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: client or transaction is NULL", what);
     if (c->server == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: the client has no server URL", what);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: the client has no server URL", what);
     if (t->error[0] != '\0')
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", t->error);
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s", t->error);
     if (t->type != type)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: this is a %s transaction", what,
-                        sdk_type_name(t->type));
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "%s: this is a %s transaction", what,
+                        dtmq_sdk_type_name(t->type));
     return DTMQ_OK;
 }
 
@@ -147,7 +147,7 @@ int dtmq_tcc_call_branch(dtmq_client *c, dtmq_trans *t, const char *branch_id,
     if ((rc = sdk_check_branch_call(c, t, SDK_TCC, "dtmq_tcc_call_branch", err, errlen)) !=
             DTMQ_OK ||
         (rc = sdk_need(try_url, "dtmq_tcc_call_branch: try_url", err, errlen)) != DTMQ_OK ||
-        (rc = sdk_trans_branch_id(t, branch_id, bid, sizeof(bid), err, errlen)) != DTMQ_OK)
+        (rc = dtmq_sdk_trans_branch_id(t, branch_id, bid, sizeof(bid), err, errlen)) != DTMQ_OK)
         return rc;
     const char *pairs[] = {"branch_id", bid, "data", payload != NULL ? payload : "",
                            "confirm", confirm_url != NULL ? confirm_url : "",
@@ -169,7 +169,7 @@ int dtmq_xa_call_branch(dtmq_client *c, dtmq_trans *t, const char *branch_id, co
     int rc;
     if ((rc = sdk_check_branch_call(c, t, SDK_XA, "dtmq_xa_call_branch", err, errlen)) != DTMQ_OK ||
         (rc = sdk_need(url, "dtmq_xa_call_branch: url", err, errlen)) != DTMQ_OK ||
-        (rc = sdk_trans_branch_id(t, branch_id, bid, sizeof(bid), err, errlen)) != DTMQ_OK)
+        (rc = dtmq_sdk_trans_branch_id(t, branch_id, bid, sizeof(bid), err, errlen)) != DTMQ_OK)
         return rc;
     return sdk_call_branch(c, t, url, bid, "action", payload, resp, resp_len, err, errlen);
 }
@@ -182,13 +182,13 @@ static int sdk_query_prepared(dtmq_client *c, const dtmq_trans *t, char *err, si
 {
     const char *pairs[] = {"dtm", c->server, "gid", t->gid, "trans_type", "msg",
                            "branch_id", "00", "op", "msg"};
-    char *url = sdk_url_with_query(t->query_prepared, pairs, 10);
+    char *url = dtmq_sdk_url_with_query(t->query_prepared, pairs, 10);
     if (url == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "query_prepared: out of memory");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "query_prepared: out of memory");
     sdk_http_reply r;
-    int rc = sdk_http(c, "GET", url, NULL, t->headers, &r, err, errlen);
+    int rc = dtmq_sdk_http(c, "GET", url, NULL, t->headers, &r, err, errlen);
     if (rc == DTMQ_OK) {
-        rc = sdk_map_branch_reply("GET", url, &r, err, errlen);
+        rc = dtmq_sdk_map_branch_reply("GET", url, &r, err, errlen);
         free(r.body);
     }
     free(url);
@@ -202,8 +202,8 @@ static int sdk_abort_after(dtmq_client *c, const dtmq_trans *t, const char *why,
     char abort_err[512];
     int rc = dtmq_abort(c, t, abort_err, sizeof(abort_err));
     if (rc == DTMQ_OK)
-        return sdk_fail(err, errlen, DTMQ_ERR_FAILURE, "%s: %s; the msg was aborted", t->gid, why);
-    return sdk_fail(err, errlen, DTMQ_ERR_FAILURE,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_FAILURE, "%s: %s; the msg was aborted", t->gid, why);
+    return dtmq_sdk_fail(err, errlen, DTMQ_ERR_FAILURE,
                     "%s: %s; abort failed (%s), dtmq will drop the msg when query_prepared "
                     "answers FAILURE", t->gid, why, abort_err);
 }
@@ -214,11 +214,11 @@ static int sdk_submit_after(dtmq_client *c, const dtmq_trans *t, char *err, size
     char submit_err[512];
     int rc = dtmq_submit(c, t, submit_err, sizeof(submit_err));
     if (rc == DTMQ_ERR_UNREACHABLE)
-        return sdk_fail(err, errlen, rc,
+        return dtmq_sdk_fail(err, errlen, rc,
                         "%s; the local transaction committed: dtmq will ask query_prepared "
                         "and deliver the msg", submit_err);
     if (rc != DTMQ_OK)
-        return sdk_fail(err, errlen, rc, "%s", submit_err);
+        return dtmq_sdk_fail(err, errlen, rc, "%s", submit_err);
     return DTMQ_OK;
 }
 
@@ -227,7 +227,7 @@ int dtmq_msg_do_and_submit(dtmq_client *c, const dtmq_trans *t, dtmq_local_fn fn
 {
     sdk_clear(err, errlen);
     if (fn == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_msg_do_and_submit: fn is NULL");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "dtmq_msg_do_and_submit: fn is NULL");
     int rc = dtmq_prepare(c, t, err, errlen);
     if (rc != DTMQ_OK)
         return rc;
@@ -252,7 +252,7 @@ int dtmq_msg_do_and_submit(dtmq_client *c, const dtmq_trans *t, dtmq_local_fn fn
         return sdk_abort_after(c, t, why, err, errlen);
     if (qrc == DTMQ_OK)
         return sdk_submit_after(c, t, err, errlen);
-    return sdk_fail(err, errlen, DTMQ_ERR_UNREACHABLE,
+    return dtmq_sdk_fail(err, errlen, DTMQ_ERR_UNREACHABLE,
                     "%s: %s and query_prepared did not tell (%s); the msg stays prepared and "
                     "dtmq asks query_prepared back", t->gid, why, q_err);
 }
@@ -271,7 +271,7 @@ static int sdk_kafka_op(const dtmq_trans *t, const char *op, sdk_op *out, char *
                         size_t errlen)
 {
     if (op == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID, "kafka op: missing");
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID, "kafka op: missing");
     if (strcmp(op, "prepare") == 0)
         *out = t != NULL && t->type == SDK_WORKFLOW ? SDK_OP_PREPARE_WORKFLOW : SDK_OP_PREPARE;
     else if (strcmp(op, "submit") == 0)
@@ -279,7 +279,7 @@ static int sdk_kafka_op(const dtmq_trans *t, const char *op, sdk_op *out, char *
     else if (strcmp(op, "abort") == 0)
         *out = SDK_OP_ABORT;
     else
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "kafka op '%s': not one of prepare, submit, abort", op);
     return DTMQ_OK;
 }
@@ -292,23 +292,23 @@ static char *sdk_kafka_value(const dtmq_trans *t, const char *op, const char *re
     if ((*code = sdk_kafka_op(t, op, &sop, err, errlen)) != DTMQ_OK)
         return NULL;
     if (reply_to != NULL && !sdk_topic_ok(reply_to)) {
-        *code = sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        *code = dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                          "reply_to '%s': not a Kafka topic name ([A-Za-z0-9._-], 1 to 249)",
                          reply_to);
         return NULL;
     }
-    json_t *body = sdk_trans_body(t, sop, code, err, errlen);
+    json_t *body = dtmq_sdk_trans_body(t, sop, code, err, errlen);
     if (body == NULL)
         return NULL;
     json_t *value = json_pack("{s:s}", "op", op);
     int bad = value == NULL || json_object_update(value, body) != 0;
     if (!bad && reply_to != NULL)
         bad = json_object_set_new(value, "reply_to", json_string(reply_to)) != 0;
-    char *text = bad ? NULL : sdk_json_text(value, 0);
+    char *text = bad ? NULL : dtmq_sdk_json_text(value, 0);
     json_decref(value);
     json_decref(body);
     if (text == NULL)
-        *code = sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "kafka: out of memory");
+        *code = dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "kafka: out of memory");
     return text;
 }
 
@@ -317,16 +317,16 @@ int dtmq_submit_kafka(dtmq_client *c, const dtmq_trans *t, const char *op, const
 {
     sdk_clear(err, errlen);
     if (c == NULL || c->producer == NULL)
-        return sdk_fail(err, errlen, DTMQ_ERR_INVALID,
+        return dtmq_sdk_fail(err, errlen, DTMQ_ERR_INVALID,
                         "dtmq_submit_kafka: the client has no kafka_bootstrap");
     int code;
     char *value = sdk_kafka_value(t, op, reply_to, &code, err, errlen);
     if (value == NULL)
         return code;
     char kerr[512];
-    if (kafka_produce_sync(c->producer, c->submit_topic, t->gid, value, strlen(value), NULL, 0,
+    if (dtmq_kafka_produce_sync(c->producer, c->submit_topic, t->gid, value, strlen(value), NULL, 0,
                            c->timeout_ms, kerr, sizeof(kerr)) != 0)
-        code = sdk_fail(err, errlen, DTMQ_ERR_UNREACHABLE, "kafka %s, topic %s, gid %s: %s",
+        code = dtmq_sdk_fail(err, errlen, DTMQ_ERR_UNREACHABLE, "kafka %s, topic %s, gid %s: %s",
                         c->bootstrap, c->submit_topic, t->gid, kerr);
     free(value);
     return code;

@@ -1,5 +1,5 @@
 /*
- * store_backend.h — what a store backend implements (private to connectors/store).
+ * store_backend.h — what a store backend implements (private to connectors/daemon/store).
  *
  * A backend allocates a struct whose first member is `struct store`, fills in
  * `ops` and returns it from its open function; store.c dispatches every public

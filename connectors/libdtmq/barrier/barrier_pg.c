@@ -6,7 +6,7 @@
  *   BEGIN
  *   INSERT origin op row  ... ON CONFLICT DO NOTHING   (compensating ops only)
  *   INSERT the op's row   ... ON CONFLICT DO NOTHING
- *   barrier_decide(): fn, or a skip (SELECT reason tells duplicate from hanging)
+ *   dtmq_barrier_decide(): fn, or a skip (SELECT reason tells duplicate from hanging)
  *   COMMIT                (ROLLBACK on any error or business failure)
  *
  * Invariants, and what keeps them:
@@ -60,7 +60,7 @@ static void pg_set_error(char *err, size_t errlen, const char *what, const char 
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == ' ')
         line[--n] = '\0';
-    barrier_set_err(err, errlen, "barrier: %s: %s", what, line);
+    dtmq_barrier_set_err(err, errlen, "barrier: %s: %s", what, line);
 }
 
 /* Runs a statement without parameters that returns no rows. 0, or -1 + err. */
@@ -91,7 +91,7 @@ static int pg_commit(PGconn *db, char *err, size_t errlen)
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
         pg_set_error(err, errlen, "COMMIT", res ? PQresultErrorMessage(res) : PQerrorMessage(db));
     else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
-        barrier_set_err(err, errlen, "barrier: COMMIT answered %s: nothing was committed",
+        dtmq_barrier_set_err(err, errlen, "barrier: COMMIT answered %s: nothing was committed",
                         PQcmdStatus(res));
     else
         rc = 0;
@@ -116,7 +116,7 @@ static int pg_insert_row(PGconn *db, const pg_row *row, bool *inserted, char *er
         if (*inserted || strcmp(tuples, "0") == 0)
             rc = 0;
         else
-            barrier_set_err(err, errlen,
+            dtmq_barrier_set_err(err, errlen,
                             "barrier: INSERT INTO " BARRIER_TABLE " affected '%s' rows", tuples);
     }
     PQclear(res);
@@ -135,7 +135,7 @@ static int pg_read_reason(PGconn *db, const pg_row *row, char *reason, size_t le
         pg_set_error(err, errlen, "SELECT reason FROM " BARRIER_TABLE,
                      res ? PQresultErrorMessage(res) : PQerrorMessage(db));
     } else if (PQntuples(res) > 1 || (PQntuples(res) == 1 && PQnfields(res) != 1)) {
-        barrier_set_err(err, errlen,
+        dtmq_barrier_set_err(err, errlen,
                         "barrier: %d rows for one key: is the UNIQUE constraint missing?",
                         PQntuples(res));
     } else {
@@ -151,7 +151,7 @@ static int pg_read_reason(PGconn *db, const pg_row *row, char *reason, size_t le
 static int pg_check_idle(PGconn *db, char *err, size_t errlen)
 {
     if (db == NULL) {
-        barrier_set_err(err, errlen, "barrier: no PostgreSQL connection");
+        dtmq_barrier_set_err(err, errlen, "barrier: no PostgreSQL connection");
         return -1;
     }
     if (PQstatus(db) != CONNECTION_OK) {
@@ -163,11 +163,11 @@ static int pg_check_idle(PGconn *db, char *err, size_t errlen)
         return 0;
     case PQTRANS_INTRANS:
     case PQTRANS_INERROR:
-        barrier_set_err(err, errlen, "barrier: a transaction is already open on the connection"
+        dtmq_barrier_set_err(err, errlen, "barrier: a transaction is already open on the connection"
                                      " (the barrier runs its own)");
         return -1;
     default:
-        barrier_set_err(err, errlen, "barrier: the connection is busy with another command");
+        dtmq_barrier_set_err(err, errlen, "barrier: the connection is busy with another command");
         return -1;
     }
 }
@@ -180,12 +180,12 @@ static dtmq_barrier_outcome pg_run_fn(PGconn *db, dtmq_barrier_pg_fn fn, void *a
     dtmq_business_result r = fn(arg, db, err, errlen);
     if (r == DTMQ_BUSINESS_FAILURE) {
         if (err != NULL && errlen > 0 && err[0] == '\0')
-            barrier_set_err(err, errlen, "barrier: the business function failed");
+            dtmq_barrier_set_err(err, errlen, "barrier: the business function failed");
         return DTMQ_BARRIER_BUSINESS_ERROR;
     }
     if (r != DTMQ_BUSINESS_OK) {
         if (err != NULL && errlen > 0 && err[0] == '\0')
-            barrier_set_err(err, errlen, "barrier: the business function asked to retry (%d)",
+            dtmq_barrier_set_err(err, errlen, "barrier: the business function asked to retry (%d)",
                             (int)r);
         return DTMQ_BARRIER_DB_ERROR;
     }
@@ -197,11 +197,11 @@ static dtmq_barrier_outcome pg_run_fn(PGconn *db, dtmq_barrier_pg_fn fn, void *a
                      PQerrorMessage(db));
         return DTMQ_BARRIER_DB_ERROR;
     case PQTRANS_IDLE:
-        barrier_set_err(err, errlen, "barrier: the business function ended the barrier's"
+        dtmq_barrier_set_err(err, errlen, "barrier: the business function ended the barrier's"
                                      " transaction (COMMIT or ROLLBACK of its own)");
         return DTMQ_BARRIER_DB_ERROR;
     default:
-        barrier_set_err(err, errlen, "barrier: the business function left the connection busy"
+        dtmq_barrier_set_err(err, errlen, "barrier: the business function left the connection busy"
                                      " or broken");
         return DTMQ_BARRIER_DB_ERROR;
     }
@@ -213,7 +213,7 @@ static dtmq_barrier_outcome pg_call_in_tx(PGconn *db, const dtmq_branch_info *b,
                                           void *arg, char *err, size_t errlen)
 {
     pg_row row = {b->trans_type, b->gid, b->branch_id, b->op, barrier_id, b->op};
-    const char *origin = barrier_origin_op(b->op);
+    const char *origin = dtmq_barrier_origin_op(b->op);
     bool origin_inserted = false, current_inserted = false;
     if (origin != NULL) {
         pg_row origin_row = row;
@@ -223,7 +223,7 @@ static dtmq_barrier_outcome pg_call_in_tx(PGconn *db, const dtmq_branch_info *b,
     }
     if (pg_insert_row(db, &row, &current_inserted, err, errlen) != 0)
         return DTMQ_BARRIER_DB_ERROR;
-    switch (barrier_decide(b->op, origin_inserted, current_inserted)) {
+    switch (dtmq_barrier_decide(b->op, origin_inserted, current_inserted)) {
     case BARRIER_MSG_DUP:
         return DTMQ_BARRIER_MSG_DUPLICATE;
     case BARRIER_SKIP_NULL_COMP:
@@ -234,11 +234,11 @@ static dtmq_barrier_outcome pg_call_in_tx(PGconn *db, const dtmq_branch_info *b,
         if (pg_read_reason(db, &row, reason, sizeof(reason), &found, err, errlen) != 0)
             return DTMQ_BARRIER_DB_ERROR;
         if (!found) {
-            barrier_set_err(err, errlen, "barrier: the row of %s/%s/%s/%s conflicted but is gone",
+            dtmq_barrier_set_err(err, errlen, "barrier: the row of %s/%s/%s/%s conflicted but is gone",
                             b->gid, b->branch_id, b->op, barrier_id);
             return DTMQ_BARRIER_DB_ERROR;
         }
-        return barrier_existing_outcome(b->op, reason);
+        return dtmq_barrier_existing_outcome(b->op, reason);
     }
     case BARRIER_RUN_FN:
         break;
@@ -250,10 +250,10 @@ dtmq_barrier_outcome dtmq_barrier_pg_call(PGconn *db, const dtmq_branch_info *b,
                                           const char *barrier_id, dtmq_barrier_pg_fn fn,
                                           void *arg, char *err, size_t errlen)
 {
-    barrier_set_err(err, errlen, "%s", "");
+    dtmq_barrier_set_err(err, errlen, "%s", "");
     if (barrier_id == NULL)
         barrier_id = DTMQ_BARRIER_FIRST_ID;
-    if (barrier_check_call(b, barrier_id, fn != NULL, err, errlen) != 0 ||
+    if (dtmq_barrier_check_call(b, barrier_id, fn != NULL, err, errlen) != 0 ||
         pg_check_idle(db, err, errlen) != 0)
         return DTMQ_BARRIER_DB_ERROR;
     if (pg_command(db, "BEGIN", err, errlen) != 0)
@@ -268,7 +268,7 @@ dtmq_barrier_outcome dtmq_barrier_pg_call(PGconn *db, const dtmq_branch_info *b,
             pg_rollback(db);
             return DTMQ_BARRIER_DB_ERROR;
         }
-        barrier_set_err(err, errlen, "%s", ""); /* fn may have written to it */
+        dtmq_barrier_set_err(err, errlen, "%s", ""); /* fn may have written to it */
         return o;
     default:
         pg_rollback(db);
@@ -278,8 +278,8 @@ dtmq_barrier_outcome dtmq_barrier_pg_call(PGconn *db, const dtmq_branch_info *b,
 
 int dtmq_barrier_pg_query_prepared(PGconn *db, const char *gid, char *err, size_t errlen)
 {
-    barrier_set_err(err, errlen, "%s", "");
-    if (barrier_check_gid(gid, err, errlen) != 0 || pg_check_idle(db, err, errlen) != 0)
+    dtmq_barrier_set_err(err, errlen, "%s", "");
+    if (dtmq_barrier_check_gid(gid, err, errlen) != 0 || pg_check_idle(db, err, errlen) != 0)
         return -1;
     /* Autocommit: committed before the reason is read, so the local
      * transaction can never commit after a "rollback" answer. */
@@ -291,7 +291,7 @@ int dtmq_barrier_pg_query_prepared(PGconn *db, const char *gid, char *err, size_
         pg_read_reason(db, &row, reason, sizeof(reason), &found, err, errlen) != 0)
         return -1;
     if (!found) {
-        barrier_set_err(err, errlen, "barrier: the msg row of %s is missing after its insert", gid);
+        dtmq_barrier_set_err(err, errlen, "barrier: the msg row of %s is missing after its insert", gid);
         return -1;
     }
     return strcmp(reason, BARRIER_REASON_ROLLBACK) == 0 ? 409 : 200;

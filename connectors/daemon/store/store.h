@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../model/trans.h"
+#include "daemon/model/trans.h"
 
 typedef enum store_result {
     STORE_OK = 0,
