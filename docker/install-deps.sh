@@ -9,8 +9,12 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config ca-certificates
   librdkafka-dev libmongoc-dev libbson-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libyaml-dev libpq-dev)
-test_pkgs=(check valgrind kcat curl python3 python3-jsonschema clang libclang-rt-14-dev sqlite3 docker-compose default-jdk-headless maven golang-go
-  postgresql)
+# clang's libFuzzer and sanitizer runtimes are a package of their own
+# (libclang-rt-14-dev for Debian 12's clang 14); sqlite3 is the shell the
+# backup and retention commands of docs/operations.md use; chromium, nodejs
+# and npm drive the admin page's browser test.
+test_pkgs=(check valgrind kcat curl python3 python3-jsonschema clang libclang-rt-14-dev sqlite3
+  docker-compose default-jdk-headless maven golang-go postgresql chromium nodejs npm)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
@@ -24,6 +28,8 @@ for p in "${want[@]}"; do
     golang-go) command -v go >/dev/null 2>&1 && continue ;;
     default-jdk-headless) command -v java >/dev/null 2>&1 && continue ;;
     maven) command -v mvn >/dev/null 2>&1 && continue ;;
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
   esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

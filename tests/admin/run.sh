@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# run.sh — the browser test of the admin page (/admin/): installs what it needs
-# when missing (Debian's chromium; playwright-core from npm into
-# tests/admin/node_modules), builds dtmq when DTMQ_TEST_BIN (default
+# run.sh — the browser test of the admin page (/admin/): needs Debian's
+# chromium (docker/install-deps.sh --test installs it), installs
+# playwright-core from npm into tests/admin/node_modules when missing, builds dtmq when DTMQ_TEST_BIN (default
 # build/asan/dtmq) is missing, then runs admin.spec.mjs, which starts its own
 # dtmq, drives headless Chromium through the page and ends with Check's
 # summary line "N%: Checks: N, Failures: N, Errors: N". Exits non-zero on any
@@ -11,12 +11,8 @@ cd "$(dirname "$0")/../.."
 dir=tests/admin
 
 if [ ! -x /usr/bin/chromium ]; then
-  echo "== installing Debian's chromium"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq chromium >/dev/null
+  echo "run.sh: /usr/bin/chromium is missing: install the Debian package chromium (bash docker/install-deps.sh --test)" >&2
+  exit 1
 fi
 
 # npm ci only when node_modules is missing or older than the lock file.
