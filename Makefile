@@ -152,7 +152,7 @@ run: deps
 
 test:
 	@bash docker/install-deps.sh --test
-	@bash tests/preflight.sh
+	@bash tests/preflight/preflight.sh
 	@bash tests/run.sh
 
 services-up:
