@@ -17,6 +17,11 @@
 # (AddressSanitizer + UndefinedBehaviorSanitizer; dtmq and every test binary)
 # and build/valgrind (no sanitizers, -O0; what make test runs under valgrind).
 # Every library is found through pkg-config.
+#
+# Knobs: B=DIR builds into DIR instead of build/ (the binary then goes to
+# DIR/bin/dtmq); CC=... picks the compiler (gcc by default); STRICT=1 makes
+# warnings errors in the release flavour too (make test sets it; the asan and
+# valgrind flavours always have -Werror).
 
 B ?= build
 # bin/dtmq for the default build directory; $(B)/bin/dtmq for any other, so
