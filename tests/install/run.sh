@@ -53,6 +53,36 @@ only_dtmq_symbols() {
   awk 'NF == 3 && $3 !~ /^dtmq_/ { print "not dtmq_-prefixed: " $3 " (" $2 ")"; bad = 1 } END { exit bad }' "$dest/nm.txt"
 }
 check "libdtmq.a defines only dtmq_-prefixed global symbols" only_dtmq_symbols
+# docs/sdk.md as a user reads it: installed to a real prefix (no DESTDIR, so
+# pkg-config's paths are right), its named examples (saga.c, ..., app.cpp)
+# and its cc/g++ command lines run as written (app.c is the saga example);
+# every named C example also builds with the first of them.
+sdk_docs_build() {
+  make -s B="$B" install PREFIX="$dest/prefix" || return 1
+  python3 tests/install/doc_blocks.py docs/sdk.md "$dest/doc" || return 1
+  (
+    cd "$dest/doc" && export PKG_CONFIG_PATH="$dest/prefix/lib/pkgconfig" || exit 1
+    cp saga.c app.c && bash commands.sh || exit 1
+    for f in *.c; do
+      extra=; grep -q '<microhttpd.h>' "$f" && extra=libmicrohttpd
+      cc -std=c11 -Wall -Werror -o "${f%.c}" "$f" $(pkg-config --cflags --libs dtmq $extra) ||
+        { echo "docs/sdk.md: $f does not build"; exit 1; }
+    done
+  )
+}
+check "docs/sdk.md's examples and commands build as written" sdk_docs_build
+# The worked examples' READMEs: their cc lines, run as written in a copy of
+# docs/examples/ against the same installed prefix (after sdk_docs_build).
+examples_docs_build() {
+  cp -r docs/examples "$dest/examples" || return 1
+  for ex in bank-transfer outbox; do
+    python3 tests/install/doc_blocks.py --commands-only "docs/examples/$ex/README.md" \
+      "$dest/examples/$ex" || return 1
+    (cd "$dest/examples/$ex" && PKG_CONFIG_PATH="$dest/prefix/lib/pkgconfig" bash commands.sh) ||
+      { echo "docs/examples/$ex/README.md: a command failed"; return 1; }
+  done
+}
+check "docs/examples' build commands run as written" examples_docs_build
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 (cd "$dest" && exec "$dest/usr/bin/dtmq" --http-host 127.0.0.1 --http-port "$port" --kafka off --store "sqlite:$dest/d.db" >"$dest/dtmq.log" 2>&1) &
 pid=$!
