@@ -10,7 +10,8 @@
 #   make soak       the fault suite with larger counts (tests/fault/soak.env)
 #   make bench      throughput and latency against ceilings; docs/benchmarks.md
 #   make deps       install the Debian packages the build needs
-#   make install    bin/dtmq, libdtmq.a (the C SDK), headers, dtmq.pc (PREFIX, DESTDIR)
+#   make install    bin/dtmq, libdtmq.a (the C SDK), headers, dtmq.pc and
+#                   dtmq-barrier.pc (PREFIX, DESTDIR)
 #   make clean
 #
 # Three flavours from the same sources: build/release (bin/dtmq), build/asan
@@ -64,7 +65,8 @@ VG_FLAGS   := -Werror -O0
 
 # Everything but main.c goes into a static library the tests link too.
 CORE_SRC := $(sort $(shell find broker connectors -name '*.c' ! -path broker/main.c))
-# libdtmq: what business services link (connectors/libdtmq/); its public
+# libdtmq: what business services link (connectors/libdtmq/: client/,
+# worker/, barrier/, and shared/ + common/ what they share); its public
 # headers are the folder include/dtmq/ under it, installed as they are.
 LIBDTMQ_SRC  := $(sort $(shell find connectors/libdtmq -name '*.c'))
 LIBDTMQ_HDR  := $(sort $(wildcard $(LIBDTMQ_INC)/dtmq/*.h))
@@ -169,8 +171,9 @@ services-down:
 # ---- libdtmq: the C SDK as a static library, and make install -------------
 #   make libdtmq                      $(B)/release/libdtmq.a
 #   make install [PREFIX=/usr/local] [DESTDIR=]
-#                                     bin/dtmq, lib/libdtmq.a, include/dtmq/*.h,
-#                                     lib/pkgconfig/dtmq.pc
+#                                     bin/dtmq, lib/libdtmq.a, include/dtmq/*.h
+#                                     (dtmq.h and the headers that include it),
+#                                     lib/pkgconfig/{dtmq,dtmq-barrier}.pc
 #   make uninstall                    removes exactly those
 PREFIX  ?= /usr/local
 DESTDIR ?=

@@ -1,6 +1,6 @@
 /*
  * fuzz_query.c — the query-string helpers of libdtmq's HTTP branch side
- * (connectors/libdtmq/worker/dtmq_worker.c): dtmq_parse_branch_query and
+ * (connectors/libdtmq/shared/dtmq.c, declared in dtmq.h): dtmq_parse_branch_query and
  * dtmq_query_value on arbitrary NUL-terminated strings, with output buffers of
  * exactly the size passed (heap, so ASan sees one byte too far), both small
  * (1..16 bytes, from the first input bytes) and large (4096).
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <dtmq/dtmq_worker.h>
+#include <dtmq/dtmq.h>
 
 static void check_out(int rc, const char *buf, size_t len)
 {

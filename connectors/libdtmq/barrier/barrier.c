@@ -1,13 +1,11 @@
 /*
  * barrier.c — the parts of the subtransaction barrier (dtmq_barrier.h) that
- * do not touch a database: reading a branch's identity from a query string or
- * from fields, the outcome names and HTTP statuses, argument checks, and
+ * do not touch a database: the outcome names and HTTP statuses (through
+ * dtmq.h's one mapping), argument checks, and
  * DTM's decision after the two barrier inserts (dtmq_barrier_decide), which
  * barrier_pg.c and barrier_mongo.c both use so they cannot drift apart.
  */
 #include "barrier_internal.h"
-
-#include <dtmq/dtmq_worker.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,65 +21,8 @@ void dtmq_barrier_set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Copies value into buf (len bytes) when it is non-empty and fits. 0, or -1 + err. */
-static int copy_field(const char *name, const char *value, char *buf, size_t len, char *err,
-                      size_t errlen)
-{
-    if (value == NULL || value[0] == '\0') {
-        dtmq_barrier_set_err(err, errlen, "barrier: %s is missing", name);
-        return -1;
-    }
-    size_t n = strlen(value);
-    if (n >= len) {
-        dtmq_barrier_set_err(err, errlen, "barrier: %s is %zu bytes, at most %zu allowed", name, n,
-                        len - 1);
-        return -1;
-    }
-    memcpy(buf, value, n + 1);
-    return 0;
-}
-
-int dtmq_branch_info_from_fields(const char *gid, const char *trans_type, const char *branch_id,
-                                 const char *op, dtmq_branch_info *out, char *err, size_t errlen)
-{
-    if (out == NULL) {
-        dtmq_barrier_set_err(err, errlen, "barrier: no dtmq_branch_info to fill");
-        return -1;
-    }
-    memset(out, 0, sizeof(*out));
-    if (copy_field("gid", gid, out->gid, sizeof(out->gid), err, errlen) != 0 ||
-        copy_field("trans_type", trans_type, out->trans_type, sizeof(out->trans_type), err,
-                   errlen) != 0 ||
-        copy_field("branch_id", branch_id, out->branch_id, sizeof(out->branch_id), err,
-                   errlen) != 0 ||
-        copy_field("op", op, out->op, sizeof(out->op), err, errlen) != 0)
-        return -1;
-    return 0;
-}
-
-int dtmq_branch_info_from_query(const char *query, dtmq_branch_info *out, char *err,
-                                size_t errlen)
-{
-    if (out == NULL) {
-        dtmq_barrier_set_err(err, errlen, "barrier: no dtmq_branch_info to fill");
-        return -1;
-    }
-    memset(out, 0, sizeof(*out));
-    char why[200] = "";
-    if (dtmq_parse_branch_query(query, out->gid, sizeof(out->gid), out->trans_type,
-                                sizeof(out->trans_type), out->branch_id, sizeof(out->branch_id),
-                                out->op, sizeof(out->op), why, sizeof(why)) != 0) {
-        dtmq_barrier_set_err(err, errlen, "barrier: %s", why);
-        return -1;
-    }
-    return 0;
-}
-
-int dtmq_branch_info_for_msg(const char *gid, dtmq_branch_info *out, char *err, size_t errlen)
-{
-    return dtmq_branch_info_from_fields(gid, "msg", BARRIER_MSG_BRANCH_ID, BARRIER_MSG_OP, out,
-                                        err, errlen);
-}
+/* dtmq_branch_info_from_query, _from_fields and _for_msg are in
+ * shared/dtmq.c, with the rest of dtmq.h. */
 
 const char *dtmq_barrier_outcome_name(dtmq_barrier_outcome o)
 {
@@ -104,7 +45,10 @@ const char *dtmq_barrier_outcome_name(dtmq_barrier_outcome o)
     return "?";
 }
 
-int dtmq_barrier_http_status(dtmq_barrier_outcome o)
+/* The outcome as what the branch answers: done or skipped is a SUCCESS, the
+ * business's refusal a FAILURE, anything else an error (no dtmq_result:
+ * dtmq_result_http_status answers it 500, DTM calls again). */
+static dtmq_result outcome_result(dtmq_barrier_outcome o)
 {
     switch (o) {
     case DTMQ_BARRIER_DONE:
@@ -112,13 +56,18 @@ int dtmq_barrier_http_status(dtmq_barrier_outcome o)
     case DTMQ_BARRIER_SKIPPED_NULL_COMPENSATION:
     case DTMQ_BARRIER_SKIPPED_HANGING:
     case DTMQ_BARRIER_MSG_DUPLICATE:
-        return 200;
+        return DTMQ_SUCCESS;
     case DTMQ_BARRIER_BUSINESS_ERROR:
-        return 409;
+        return DTMQ_FAILURE;
     case DTMQ_BARRIER_DB_ERROR:
-        return 500;
+        break;
     }
-    return 500;
+    return (dtmq_result)-1;
+}
+
+int dtmq_barrier_http_status(dtmq_barrier_outcome o)
+{
+    return dtmq_result_http_status(outcome_result(o));
 }
 
 const char *dtmq_barrier_origin_op(const char *op)

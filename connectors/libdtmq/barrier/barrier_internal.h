@@ -11,8 +11,8 @@
 #include <stdbool.h>
 
 /* The 2-phase message's own barrier row (DTM: MsgDoBranch0, MsgDoOp, MsgDoBarrierID). */
-#define BARRIER_MSG_BRANCH_ID "00"
-#define BARRIER_MSG_OP "msg"
+#define BARRIER_MSG_BRANCH_ID DTMQ_MSG_BRANCH_ID
+#define BARRIER_MSG_OP DTMQ_MSG_OP
 #define BARRIER_MSG_BARRIER_ID "01"
 #define BARRIER_REASON_ROLLBACK "rollback"
 

@@ -30,27 +30,7 @@ static void sdk_clear_err(char *err, size_t errlen)
         err[0] = '\0';
 }
 
-const char *dtmq_error_name(int code)
-{
-    switch (code) {
-    case DTMQ_OK:
-        return "DTMQ_OK";
-    case DTMQ_ERR_INVALID:
-        return "DTMQ_ERR_INVALID";
-    case DTMQ_ERR_UNREACHABLE:
-        return "DTMQ_ERR_UNREACHABLE";
-    case DTMQ_ERR_FAILURE:
-        return "DTMQ_ERR_FAILURE";
-    case DTMQ_ERR_ONGOING:
-        return "DTMQ_ERR_ONGOING";
-    case DTMQ_ERR_SERVER:
-        return "DTMQ_ERR_SERVER";
-    case DTMQ_ERR_NOMEM:
-        return "DTMQ_ERR_NOMEM";
-    default:
-        return "unknown";
-    }
-}
+/* dtmq_error_name is in shared/dtmq.c, with the rest of dtmq.h. */
 
 /* ---------- client ---------- */
 

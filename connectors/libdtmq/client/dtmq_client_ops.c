@@ -142,7 +142,7 @@ int dtmq_tcc_call_branch(dtmq_client *c, dtmq_trans *t, const char *branch_id,
     sdk_clear(err, errlen);
     if (resp != NULL && resp_len > 0)
         resp[0] = '\0';
-    char bid[129]; /* dtmq_barrier.h's branch_id size */
+    char bid[DTMQ_BRANCH_ID_MAX + 1]; /* a branch id as dtmq.h sizes it */
     int rc;
     if ((rc = sdk_check_branch_call(c, t, SDK_TCC, "dtmq_tcc_call_branch", err, errlen)) !=
             DTMQ_OK ||
@@ -165,7 +165,7 @@ int dtmq_xa_call_branch(dtmq_client *c, dtmq_trans *t, const char *branch_id, co
     sdk_clear(err, errlen);
     if (resp != NULL && resp_len > 0)
         resp[0] = '\0';
-    char bid[129]; /* dtmq_barrier.h's branch_id size */
+    char bid[DTMQ_BRANCH_ID_MAX + 1]; /* a branch id as dtmq.h sizes it */
     int rc;
     if ((rc = sdk_check_branch_call(c, t, SDK_XA, "dtmq_xa_call_branch", err, errlen)) != DTMQ_OK ||
         (rc = sdk_need(url, "dtmq_xa_call_branch: url", err, errlen)) != DTMQ_OK ||
@@ -181,7 +181,7 @@ int dtmq_xa_call_branch(dtmq_client *c, dtmq_trans *t, const char *branch_id, co
 static int sdk_query_prepared(dtmq_client *c, const dtmq_trans *t, char *err, size_t errlen)
 {
     const char *pairs[] = {"dtm", c->server, "gid", t->gid, "trans_type", "msg",
-                           "branch_id", "00", "op", "msg"};
+                           "branch_id", DTMQ_MSG_BRANCH_ID, "op", DTMQ_MSG_OP};
     char *url = dtmq_sdk_url_with_query(t->query_prepared, pairs, 10);
     if (url == NULL)
         return dtmq_sdk_fail(err, errlen, DTMQ_ERR_NOMEM, "query_prepared: out of memory");
@@ -235,8 +235,8 @@ int dtmq_msg_do_and_submit(dtmq_client *c, const dtmq_trans *t, dtmq_local_fn fn
     memset(&barrier, 0, sizeof(barrier));
     snprintf(barrier.gid, sizeof(barrier.gid), "%s", t->gid);
     snprintf(barrier.trans_type, sizeof(barrier.trans_type), "msg");
-    snprintf(barrier.branch_id, sizeof(barrier.branch_id), "00");
-    snprintf(barrier.op, sizeof(barrier.op), "msg");
+    snprintf(barrier.branch_id, sizeof(barrier.branch_id), DTMQ_MSG_BRANCH_ID);
+    snprintf(barrier.op, sizeof(barrier.op), DTMQ_MSG_OP);
     snprintf(barrier.dtm, sizeof(barrier.dtm), "%s", c->server);
     char fn_err[512] = "", why[700];
     int frc = fn(arg, &barrier, fn_err, sizeof(fn_err));

@@ -93,19 +93,6 @@ static void pause_unless_stopping(dtmq_worker *w, int ms)
         sleep_ms(50);
 }
 
-static const char *result_name(dtmq_result r)
-{
-    switch (r) {
-    case DTMQ_SUCCESS:
-        return "SUCCESS";
-    case DTMQ_FAILURE:
-        return "FAILURE";
-    case DTMQ_ONGOING:
-        return "ONGOING";
-    }
-    return NULL;
-}
-
 /* ---- creating and freeing ---------------------------------------------- */
 
 static int check_options(const dtmq_worker_options *o, char *err, size_t errlen)
@@ -488,7 +475,7 @@ static msg_outcome handle_branch(dtmq_worker *w, const rd_kafka_message_t *m,
     char message[HANDLER_MESSAGE_LEN] = "";
     dtmq_result r = w->handler(w->arg, &bm, message, sizeof(message));
     message[sizeof(message) - 1] = '\0';
-    const char *result = result_name(r);
+    const char *result = dtmq_result_name(r);
     if (strcmp(h->trans_type, "msg") == 0) {
         /* dtmq counted the publish as the branch's success and never sends it
          * again: only the handler's SUCCESS may let the message go. */
@@ -610,152 +597,4 @@ long dtmq_worker_run(dtmq_worker *w, long max_messages, char *err, size_t errlen
     }
     atomic_store(&w->stopping, 0); /* a stop ends one run */
     return handled;
-}
-
-/* ---- helpers for HTTP branches ----------------------------------------- */
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-typedef enum { DECODE_OK, DECODE_BAD_ESCAPE, DECODE_TOO_LONG } decode_status;
-
-/* URL-decodes s[0..n) into out (NUL-terminated, outlen bytes with the NUL). */
-static decode_status url_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n) /* needs two hex digits after it */
-                return DECODE_BAD_ESCAPE;
-            int h1 = hex_value(s[i + 1]), h2 = hex_value(s[i + 2]);
-            if (h1 < 0 || h2 < 0 || h1 + h2 == 0) /* %00 would cut the value short */
-                return DECODE_BAD_ESCAPE;
-            c = (char)(h1 * 16 + h2);
-            i += 2;
-        }
-        if (o + 1 >= outlen)
-            return DECODE_TOO_LONG;
-        out[o++] = c;
-    }
-    if (outlen == 0)
-        return DECODE_TOO_LONG;
-    out[o] = '\0';
-    return DECODE_OK;
-}
-
-/* One field dtmq_parse_branch_query looks for. */
-typedef struct query_field {
-    const char *name;
-    char *buf;
-    size_t len;
-    int found;
-} query_field;
-
-/* Decodes one "name=value" pair into the field it names, if any and the
- * first time. 0, or -1 + err. */
-static int take_query_pair(const char *pair, size_t n, query_field *fields, size_t nfields,
-                           char *err, size_t errlen)
-{
-    const char *eq = memchr(pair, '=', n);
-    size_t name_len = eq ? (size_t)(eq - pair) : n;
-    char name[32];
-    if (url_decode(pair, name_len, name, sizeof(name)) != DECODE_OK)
-        return 0; /* not a name we look for */
-    for (size_t i = 0; i < nfields; i++) {
-        query_field *f = &fields[i];
-        if (strcmp(name, f->name) != 0 || f->found)
-            continue;
-        const char *value = eq ? eq + 1 : pair + n;
-        size_t value_len = (size_t)(pair + n - value);
-        decode_status s = f->buf ? url_decode(value, value_len, f->buf, f->len) : DECODE_TOO_LONG;
-        if (s == DECODE_BAD_ESCAPE) {
-            set_err(err, errlen, "query: %s: bad %%-escape", f->name);
-            return -1;
-        }
-        if (s == DECODE_TOO_LONG) {
-            set_err(err, errlen, "query: %s: longer than its buffer (%zu bytes)", f->name, f->len);
-            return -1;
-        }
-        f->found = 1;
-    }
-    return 0;
-}
-
-/* Fills every field named in query (after '?' if any, before '#'). 0 or -1. */
-static int take_query_fields(const char *query, query_field *fields, size_t nfields, char *err,
-                             size_t errlen)
-{
-    const char *q = strchr(query, '?');
-    q = q ? q + 1 : query;
-    size_t end = strcspn(q, "#"); /* a fragment is not part of the query */
-    for (size_t start = 0; start < end;) {
-        size_t n = strcspn(q + start, "&");
-        if (start + n > end)
-            n = end - start;
-        if (n > 0 && take_query_pair(q + start, n, fields, nfields, err, errlen) != 0)
-            return -1;
-        start += n + 1;
-    }
-    return 0;
-}
-
-int dtmq_query_value(const char *query, const char *name, char *out, size_t len, char *err,
-                     size_t errlen)
-{
-    if (query == NULL || name == NULL || out == NULL || len == 0) {
-        set_err(err, errlen, "query: missing argument");
-        return -1;
-    }
-    out[0] = '\0';
-    query_field f = {name, out, len, 0};
-    if (take_query_fields(query, &f, 1, err, errlen) != 0)
-        return -1;
-    return f.found ? 0 : 1;
-}
-
-int dtmq_parse_branch_query(const char *query, char *gid, size_t gid_len, char *trans_type,
-                            size_t tt_len, char *branch_id, size_t bid_len, char *op,
-                            size_t op_len, char *err, size_t errlen)
-{
-    if (query == NULL) {
-        set_err(err, errlen, "query: missing");
-        return -1;
-    }
-    query_field fields[] = {{"gid", gid, gid_len, 0},
-                            {"trans_type", trans_type, tt_len, 0},
-                            {"branch_id", branch_id, bid_len, 0},
-                            {"op", op, op_len, 0}};
-    size_t nfields = sizeof(fields) / sizeof(fields[0]);
-    if (take_query_fields(query, fields, nfields, err, errlen) != 0)
-        return -1;
-    for (size_t i = 0; i < nfields; i++)
-        if (!fields[i].found || fields[i].buf[0] == '\0') {
-            set_err(err, errlen, "query: %s is missing", fields[i].name);
-            return -1;
-        }
-    return 0;
-}
-
-int dtmq_result_http_status(dtmq_result r)
-{
-    switch (r) {
-    case DTMQ_SUCCESS:
-        return 200;
-    case DTMQ_FAILURE:
-        return 409;
-    case DTMQ_ONGOING:
-        return 425;
-    }
-    return 500;
 }

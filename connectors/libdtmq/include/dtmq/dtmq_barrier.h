@@ -42,34 +42,22 @@
 #include <mongoc/mongoc.h>
 #include <stddef.h>
 
+/* The branch a call belongs to (dtmq_branch_info) and how it is read:
+ * dtmq_branch_info_from_query, dtmq_branch_info_from_fields,
+ * dtmq_branch_info_for_msg, in the shared header next to this one. */
+#include "dtmq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- the branch a call belongs to ---------------------------------------- */
 
-/* Field sizes match the columns of dtm_barrier.barrier (+1 for the NUL). */
-#define DTMQ_BARRIER_GID_MAX 128
-#define DTMQ_BARRIER_BRANCH_ID_MAX 128
-#define DTMQ_BARRIER_NAME_MAX 45 /* trans_type, op, barrier_id, reason */
-
-typedef struct dtmq_branch_info {
-    char gid[DTMQ_BARRIER_GID_MAX + 1];
-    char trans_type[DTMQ_BARRIER_NAME_MAX + 1]; /* saga, tcc, xa, msg, workflow */
-    char branch_id[DTMQ_BARRIER_BRANCH_ID_MAX + 1];
-    char op[DTMQ_BARRIER_NAME_MAX + 1]; /* action, compensate, try, confirm, cancel, msg, ... */
-} dtmq_branch_info;
-
-/* From the query string of one of DTM's HTTP branch calls (gid, trans_type,
- * branch_id, op; see dtmq_parse_branch_query). 0, or -1 with err. */
-int dtmq_branch_info_from_query(const char *query, dtmq_branch_info *out, char *err,
-                                size_t errlen);
-
-/* From fields read elsewhere, e.g. the dtm-* headers of a Kafka branch message
- * (dtmq_branch_msg). Every field must be non-empty and fit. 0, or -1 with err. */
-int dtmq_branch_info_from_fields(const char *gid, const char *trans_type, const char *branch_id,
-                                 const char *op, dtmq_branch_info *out, char *err, size_t errlen);
-
-/* The special barrier of a 2-phase message's local transaction: trans_type
- * "msg", branch_id "00", op "msg" (use barrier_id DTMQ_BARRIER_FIRST_ID).
- * query_prepared looks for exactly this row. 0, or -1 with err. */
-int dtmq_branch_info_for_msg(const char *gid, dtmq_branch_info *out, char *err, size_t errlen);
+/* Field sizes of dtmq_branch_info: the columns of dtm_barrier.barrier (+1
+ * for the NUL); the names dtmq.h gives them. */
+#define DTMQ_BARRIER_GID_MAX DTMQ_GID_MAX
+#define DTMQ_BARRIER_BRANCH_ID_MAX DTMQ_BRANCH_ID_MAX
+#define DTMQ_BARRIER_NAME_MAX DTMQ_NAME_MAX /* trans_type, op, barrier_id, reason */
 
 /* barrier_id: a counter per handler call, "01" for the first barrier call of a
  * branch, "02" for a second one in the same handler, and so on. */
@@ -95,7 +83,8 @@ const char *dtmq_barrier_outcome_name(dtmq_barrier_outcome o);
 
 /* The HTTP status a branch handler answers: DONE, SKIPPED_* and MSG_DUPLICATE
  * 200, BUSINESS_ERROR 409 (DTM: FAILURE, roll the transaction back), DB_ERROR
- * and anything else 500 (DTM calls again later). */
+ * and anything else 500 (DTM calls again later). That is, the outcome as a
+ * dtmq_result (SUCCESS, FAILURE, or an error) through dtmq_result_http_status. */
 int dtmq_barrier_http_status(dtmq_barrier_outcome o);
 
 /* What a business function returns. */
@@ -204,5 +193,9 @@ dtmq_barrier_outcome dtmq_barrier_mongo_call(mongoc_client_t *client, const char
  * -1 with err. */
 int dtmq_barrier_mongo_query_prepared(mongoc_client_t *client, const char *db, const char *gid,
                                       char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

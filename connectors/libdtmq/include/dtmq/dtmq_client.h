@@ -32,37 +32,15 @@
 
 #include <stddef.h>
 
+/* dtmq_result, dtmq_error (DTMQ_OK, DTMQ_ERR_*) and dtmq_error_name, the
+ * branch identity (dtmq_branch_ref) and the branch-handler helpers
+ * (dtmq_branch_from_query, dtmq_result_status, dtmq_result_body) are
+ * declared in the shared header, installed next to this one. */
+#include "dtmq.h"
+
 #ifdef __cplusplus
-extern "C" { /* around dtmq_worker.h too: it has no extern "C" of its own */
+extern "C" {
 #endif
-
-/* dtmq_result (DTMQ_SUCCESS, DTMQ_FAILURE, DTMQ_ONGOING) comes from the
- * worker library's header, installed next to this one. */
-#if defined(__has_include)
-#if __has_include("dtmq_worker.h")
-#include "dtmq_worker.h"
-#else
-#include "dtmq_worker.h"
-#endif
-#else
-#include "dtmq_worker.h"
-#endif
-
-/* ---- errors ------------------------------------------------------------ */
-
-typedef enum dtmq_error {
-    DTMQ_OK = 0,
-    DTMQ_ERR_INVALID = 1,     /* a bad argument or option, found before anything was sent */
-    DTMQ_ERR_UNREACHABLE = 2, /* no answer: connection refused, timeout, no Kafka
-                                 acknowledgement. The outcome is UNKNOWN. */
-    DTMQ_ERR_FAILURE = 3,     /* 409, or a body with FAILURE: refused for good */
-    DTMQ_ERR_ONGOING = 4,     /* 425, or a body with ONGOING: not finished yet */
-    DTMQ_ERR_SERVER = 5,      /* any other non-200 answer (400 bad input, 500, ...) */
-    DTMQ_ERR_NOMEM = 6        /* out of memory */
-} dtmq_error;
-
-/* "DTMQ_OK", "DTMQ_ERR_INVALID", ...; "unknown" for other values. */
-const char *dtmq_error_name(int code);
 
 /* ---- client -------------------------------------------------------------- */
 
@@ -224,18 +202,7 @@ int dtmq_workflow_finish(dtmq_client *c, const char *gid, int succeeded,
 
 /* ---- msg outbox (DTM's DoAndSubmit) ---------------------------------------- */
 
-/* One branch call's identity. Field sizes match dtmq_barrier.h's
- * dtmq_branch_info (the barrier table's columns), so a ref read here always
- * fits a barrier call: dtmq_branch_info_from_fields(r.gid, r.trans_type,
- * r.branch_id, r.op, ...). */
-typedef struct dtmq_branch_ref {
-    char gid[129];
-    char trans_type[46];
-    char branch_id[129];
-    char op[46];
-    char dtm[512];         /* the server URL a tcc/xa try call carries; "" when absent */
-    char phase2_url[1024]; /* an xa action call's own URL; "" when absent */
-} dtmq_branch_ref;
+/* A branch call's identity (dtmq_branch_ref) is declared in dtmq.h. */
 
 /* The local transaction of dtmq_msg_do_and_submit. barrier names the row to
  * write in the same local transaction ({gid, "msg", "00", "msg"}), which is
@@ -271,17 +238,9 @@ int dtmq_submit_kafka(dtmq_client *c, const dtmq_trans *t, const char *op, const
 
 /* ---- helpers for HTTP branch handlers -------------------------------------- */
 
-/* Reads gid, trans_type, branch_id, op (required) and dtm, phase2_url
- * (optional) from a branch call's query string ("a=1&b=2", "?a=1", or a
- * path with a query). 0, or DTMQ_ERR_INVALID naming the missing, too long
- * or badly escaped field; *out is then zeroed. */
-int dtmq_branch_from_query(const char *query, dtmq_branch_ref *out, char *err, size_t errlen);
-
-/* The status DTM expects for a handler's result: 200, 409, 425; else 500. */
-int dtmq_result_status(dtmq_result r);
-/* The matching body: {"dtm_result":"SUCCESS"} / "FAILURE" / "ONGOING";
- * else {"message":"error"}. Static storage. */
-const char *dtmq_result_body(dtmq_result r);
+/* In dtmq.h: dtmq_branch_from_query (the dtm-* fields of a branch call's
+ * query string into a dtmq_branch_ref), dtmq_result_status and
+ * dtmq_result_body (the status and body DTM expects for a result). */
 
 #ifdef __cplusplus
 }

@@ -24,8 +24,9 @@
  * return the same outcome (a barrier table keyed by gid+branch_id+op, as in
  * DTM, is the usual way).
  *
- * Services that answer DTM's HTTP branch calls instead can use the two
- * helpers at the end (query-string parsing and the status code DTM expects).
+ * Services that answer DTM's HTTP branch calls instead use the helpers of
+ * dtmq.h (included here): dtmq_parse_branch_query / dtmq_branch_from_query
+ * and dtmq_result_http_status.
  *
  * Ownership: every string in a dtmq_branch_msg belongs to the worker and is
  * valid only during the handler call. Nothing here aborts the process; every
@@ -36,7 +37,13 @@
 
 #include <stddef.h>
 
-typedef enum { DTMQ_SUCCESS = 0, DTMQ_FAILURE, DTMQ_ONGOING } dtmq_result;
+/* dtmq_result (DTMQ_SUCCESS, DTMQ_FAILURE, DTMQ_ONGOING), the branch-query
+ * parser and dtmq_result_http_status: the shared header, next to this one. */
+#include "dtmq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* One branch call, as the handler sees it. Borrowed: valid during the call. */
 typedef struct dtmq_branch_msg {
@@ -119,27 +126,11 @@ void dtmq_worker_free(dtmq_worker *w);
 
 /* ---- helpers for HTTP branches --------------------------------------- */
 
-/*
- * Reads gid, trans_type, branch_id and op from the query string of one of
- * DTM's HTTP branch calls ("gid=..&trans_type=..&branch_id=..&op=.."; a
- * leading '?' or a path before the '?' is skipped), URL-decoding values
- * ('+' and %XX). The first occurrence of a name wins; others are ignored.
- * Each value goes into the caller's buffer (NUL-terminated). Returns 0, or
- * -1 with err naming the first field that is missing or empty, does not fit
- * its buffer, or has a bad %-escape.
- */
-/* The first value of name in an HTTP query string, URL-decoded, into out (len
- * bytes). 0 found, 1 absent (out ""), -1 bad %-escape or too long (err says
- * which). */
-int dtmq_query_value(const char *query, const char *name, char *out, size_t len, char *err,
-                     size_t errlen);
+/* dtmq_parse_branch_query, dtmq_query_value and dtmq_result_http_status,
+ * once declared here, are in dtmq.h (included above). */
 
-int dtmq_parse_branch_query(const char *query, char *gid, size_t gid_len, char *trans_type,
-                            size_t tt_len, char *branch_id, size_t bid_len, char *op,
-                            size_t op_len, char *err, size_t errlen);
-
-/* The HTTP status DTM expects for a result: SUCCESS 200, FAILURE 409,
- * ONGOING 425; anything else 500 (an error: DTM retries). */
-int dtmq_result_http_status(dtmq_result r);
+#ifdef __cplusplus
+}
+#endif
 
 #endif
