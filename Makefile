@@ -66,7 +66,8 @@ VG_FLAGS   := -Werror -O0
 # Everything but main.c goes into a static library the tests link too.
 CORE_SRC := $(sort $(shell find broker connectors -name '*.c' ! -path broker/main.c))
 # libdtmq: what business services link (connectors/libdtmq/: client/,
-# worker/, barrier/, and shared/ + common/ what they share); its public
+# worker/, barrier/, dtmq.c what they share, common/ what the daemon links
+# too); its public
 # headers are the folder include/dtmq/ under it, installed as they are.
 LIBDTMQ_SRC  := $(sort $(shell find connectors/libdtmq -name '*.c'))
 LIBDTMQ_HDR  := $(sort $(wildcard $(LIBDTMQ_INC)/dtmq/*.h))

@@ -18,7 +18,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -pthread \
 LIB_SRC := broker/trans_json.c broker/config.c \
            connectors/libdtmq/common/base64.c connectors/daemon/model/trans.c \
            connectors/daemon/schema/json_schema.c connectors/daemon/schema/schemas_embedded.c \
-           connectors/libdtmq/shared/dtmq.c
+           connectors/libdtmq/dtmq.c
 LIB_OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(LIB_SRC))
 
 TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -1,6 +1,6 @@
 /*
  * fuzz_query.c — the query-string helpers of libdtmq's HTTP branch side
- * (connectors/libdtmq/shared/dtmq.c, declared in dtmq.h): dtmq_parse_branch_query and
+ * (connectors/libdtmq/dtmq.c, declared in dtmq.h): dtmq_parse_branch_query and
  * dtmq_query_value on arbitrary NUL-terminated strings, with output buffers of
  * exactly the size passed (heap, so ASan sees one byte too far), both small
  * (1..16 bytes, from the first input bytes) and large (4096).

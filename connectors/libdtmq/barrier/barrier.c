@@ -22,7 +22,7 @@ void dtmq_barrier_set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* dtmq_branch_info_from_query, _from_fields and _for_msg are in
- * shared/dtmq.c, with the rest of dtmq.h. */
+ * connectors/libdtmq/dtmq.c, with the rest of dtmq.h. */
 
 const char *dtmq_barrier_outcome_name(dtmq_barrier_outcome o)
 {

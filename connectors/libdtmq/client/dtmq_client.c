@@ -30,7 +30,7 @@ static void sdk_clear_err(char *err, size_t errlen)
         err[0] = '\0';
 }
 
-/* dtmq_error_name is in shared/dtmq.c, with the rest of dtmq.h. */
+/* dtmq_error_name is in connectors/libdtmq/dtmq.c, with the rest of dtmq.h. */
 
 /* ---------- client ---------- */
 

@@ -1,7 +1,7 @@
 /*
  * dtmq_client_branch.c — the query-string builder the SDK needs to call a
  * TCC/XA branch (url?dtm=..&gid=..). Reading such a query string back is the
- * shared parser's job (shared/dtmq.c).
+ * shared parser's job (connectors/libdtmq/dtmq.c).
  */
 #include "dtmq_client_internal.h"
 
@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* dtmq_result_status, dtmq_result_body and dtmq_branch_from_query (the
- * branch-query parser) are in shared/dtmq.c, with the rest of dtmq.h. */
+ * branch-query parser) are in connectors/libdtmq/dtmq.c, with the rest of dtmq.h. */
 
 /* ---------- query strings ---------- */
 
