@@ -11,6 +11,7 @@
 
 #include "access.h"
 #include "api_internal.h"
+#include "libdtmq/common/rules.h"
 #include "trans_json.h"
 
 #define TOPICS_CAT "topics"
@@ -61,19 +62,32 @@ static int remove_subscriber(json_t *subs, const char *url, const char *remark, 
     return 409;
 }
 
+/* A subscriber dtmq can call: http(s)://REST, or kafka://TOPIC with a name
+ * Kafka accepts (msg's topic:// steps fan out to these unchecked). */
+static int subscriber_url_ok(const char *url)
+{
+    dtmq_url_kind kind = dtmq_url_kind_of(url, 0);
+    return kind == DTMQ_URL_HTTP ||
+           (kind == DTMQ_URL_KAFKA && dtmq_topic_name_ok(dtmq_url_rest(url, 0)));
+}
+
 static void edit_topic(broker *b, const http_request *req, http_response *resp, topic_edit edit,
                        int create_if_missing)
 {
     json_t *body = optional_body(req);
     const char *topic = param(req, body, "topic"), *url = param(req, body, "url");
     const char *remark = param(req, body, "remark"), *msg = NULL;
+    dtmq_url_kind scheme = dtmq_url_scheme(url, 0);
     char why[300];
     if (topic[0] == '\0' || url[0] == '\0') {
         api_reply_message(resp, 400, "%s", topic[0] ? "url: missing" : "topic: missing (empty topic)");
-    } else if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0 &&
-               strncmp(url, "kafka://", 8) != 0) {
+    } else if (scheme != DTMQ_URL_HTTP && scheme != DTMQ_URL_KAFKA) {
         snprintf(why, sizeof(why), "url: '%.200s' is not an http(s):// or kafka:// URL", url);
         api_reply_message(resp, 400, "%s", why);
+    } else if (create_if_missing && !subscriber_url_ok(url)) {
+        /* unsubscribe takes any url of these schemes: one stored before this
+         * check existed can still be removed */
+        api_reply_message(resp, 400, "url: '%.200s' is not a URL dtmq can call", url);
     } else if (!access_url_allowed(b->cfg, url)) {
         api_reply_message(resp, 403, "url: '%.200s' is not in BranchAllowlist", url);
     } else {

@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "libdtmq/common/rules.h"
 #include "version.h"
 
 #define CLI_DEFAULT_SERVER "http://127.0.0.1:36789"
@@ -290,10 +291,10 @@ static bool cli_is_one_of(const char *value, const char *const *allowed)
     return false;
 }
 
+/* --server and DTMQ_SERVER: http(s)://..., the scheme in any case (curl's rule). */
 static bool cli_is_http_url(const char *url)
 {
-    return (strncasecmp(url, "http://", 7) == 0 && url[7] != '\0') ||
-           (strncasecmp(url, "https://", 8) == 0 && url[8] != '\0');
+    return dtmq_url_kind_of(url, DTMQ_URL_ANY_CASE) == DTMQ_URL_HTTP;
 }
 
 static int cli_set_time(cli_args *a, const cli_option *o, const char *value, long long *out)

@@ -30,6 +30,7 @@
  *     trailing newline.
  */
 #include "config.h"
+#include "libdtmq/common/rules.h"
 #include "version.h"
 
 #include <ctype.h>
@@ -351,7 +352,7 @@ static bool config_check_topic_prefix(const char *text, char **out, char *why, s
     /* Kafka topic names: [a-zA-Z0-9._-], at most 249 characters. The longest
      * suffix dtmq adds is "events". */
     size_t len = strlen(text);
-    if (strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len) {
+    if (!dtmq_topic_chars_ok(text)) {
         snprintf(why, whylen, "'%s' may only hold letters, digits, '.', '_' and '-'", text);
         return false;
     }
@@ -365,10 +366,8 @@ static bool config_check_topic_prefix(const char *text, char **out, char *why, s
 static bool config_check_url(const char *text, char **out, char *why, size_t whylen)
 {
     if (text[0] != '\0') {
-        const char *rest = config_starts_with(text, "http://")    ? text + 7
-                           : config_starts_with(text, "https://") ? text + 8
-                                                                  : NULL;
-        if (rest == NULL || rest[0] == '\0' || rest[0] == '/') {
+        int http = dtmq_url_kind_of(text, 0) == DTMQ_URL_HTTP;
+        if (!http || dtmq_url_rest(text, 0)[0] == '/') { /* a host is required */
             snprintf(why, whylen, "'%s' is not an http:// or https:// URL", text);
             return false;
         }
@@ -387,6 +386,19 @@ static bool config_check_token(const char *text, char **out, char *why, size_t w
     return config_copy_out(text, out, why, whylen);
 }
 
+/* One allowlist entry, p[0..n): http://, https:// or kafka:// with
+ * something after the scheme. */
+static bool config_allowlist_entry_ok(const char *p, size_t n)
+{
+    char entry[512];
+    if (n >= sizeof(entry))
+        n = sizeof(entry) - 1; /* the scheme is all that is judged */
+    memcpy(entry, p, n);
+    entry[n] = '\0';
+    dtmq_url_kind kind = dtmq_url_kind_of(entry, 0);
+    return kind == DTMQ_URL_HTTP || kind == DTMQ_URL_KAFKA;
+}
+
 /* Comma-separated URL prefixes, each http://, https:// or kafka:// with
  * something after the scheme. */
 static bool config_check_allowlist(const char *text, char **out, char *why, size_t whylen)
@@ -394,9 +406,7 @@ static bool config_check_allowlist(const char *text, char **out, char *why, size
     const char *p = text;
     while (*p) {
         size_t n = strcspn(p, ",");
-        int ok = (n > 7 && strncmp(p, "http://", 7) == 0) || (n > 8 && strncmp(p, "https://", 8) == 0) ||
-                 (n > 8 && strncmp(p, "kafka://", 8) == 0);
-        if (!ok) {
+        if (!config_allowlist_entry_ok(p, n)) {
             snprintf(why, whylen, "'%.*s' is not an http://, https:// or kafka:// prefix", (int)n, p);
             return false;
         }

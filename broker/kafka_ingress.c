@@ -32,6 +32,7 @@
 #include "daemon/schema/json_schema.h"
 #include "daemon/schema/schemas_embedded.h"
 #include "engine/commands.h"
+#include "libdtmq/common/rules.h"
 #include "log.h"
 #include "metrics.h"
 #include "trans_json.h"
@@ -146,13 +147,6 @@ static take_result dead_letter(kafka_ingress *in, const rd_kafka_message_t *m, c
 
 /* ---- submit messages --------------------------------------------------- */
 
-static int valid_topic_name(const char *t)
-{
-    size_t n = strlen(t);
-    return n > 0 && n < 250 &&
-           strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
 /* Runs op's command. The reply is in *r (deferred when wait_result took the
  * waiter); *err gets the parse problem when the body is bad (r untouched). */
 static int run_command(broker *b, const char *op, const rd_kafka_message_t *m, json_t *body,
@@ -203,7 +197,7 @@ static const char *check_envelope(const kafka_ingress *in, const rd_kafka_messag
         snprintf(why, len, "gid: missing");
     else if (m->key == NULL || m->key_len != strlen(gid) || memcmp(m->key, gid, m->key_len) != 0)
         snprintf(why, len, "key: the message key must be the gid '%.128s'", gid);
-    else if (reply_to && (!json_is_string(reply_to) || !valid_topic_name(json_string_value(reply_to))))
+    else if (reply_to && (!json_is_string(reply_to) || !dtmq_topic_name_ok(json_string_value(reply_to))))
         snprintf(why, len, "reply_to: must be a Kafka topic name");
     else
         return NULL;

@@ -16,8 +16,6 @@
 
 #define GID_MAX 128
 
-static const char *const trans_types[] = {"saga", "tcc", "xa", "msg", "workflow"};
-
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -127,9 +125,8 @@ static int check_type(const char *type, char *err, size_t errlen)
 {
     if (type == NULL)
         return fail(err, errlen, "trans_type: missing");
-    for (size_t i = 0; i < sizeof(trans_types) / sizeof(trans_types[0]); i++)
-        if (strcmp(type, trans_types[i]) == 0)
-            return 0;
+    if (trans_mode_of(type) != TRANS_MODE_NONE)
+        return 0;
     return fail(err, errlen, "trans_type: '%.32s' is not one of saga, tcc, xa, msg, workflow", type);
 }
 

@@ -17,17 +17,7 @@
 
 #include "libdtmq/common/base64.h"
 #include "daemon/model/trans.h"
-
-/* The per-transaction options a client may send (all optional). */
-typedef struct trans_options {
-    int wait_result;
-    int64_t timeout_to_fail;  /* seconds, 0 = unset */
-    int64_t request_timeout;  /* seconds, 0 = unset */
-    int64_t retry_interval;   /* seconds, 0 = unset */
-    int64_t retry_limit;      /* 0 = no limit */
-    int concurrent;
-    json_t *branch_headers;   /* object of string values, or NULL; owned reference */
-} trans_options;
+#include "daemon/model/trans_options.h"
 
 typedef struct trans_request {
     char *gid;

@@ -46,7 +46,7 @@ void attempts_record(active *a, const event *ev)
 {
     if (a->attempts == NULL)
         a->attempts = json_array();
-    const char *branch_id = "00", *op = strcmp(a->t->trans_type, "msg") == 0 ? "msg" : "resume";
+    const char *branch_id = "00", *op = trans_global_mode(a->t) == TRANS_MODE_MSG ? "msg" : "resume";
     if (ev->branch >= 0 && (size_t)ev->branch < a->t->branch_count) {
         branch_id = a->t->branches[ev->branch].branch_id;
         op = a->t->branches[ev->branch].op;

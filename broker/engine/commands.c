@@ -19,6 +19,7 @@
 
 #include "access.h"
 #include "events.h"
+#include "libdtmq/common/rules.h"
 #include "log.h"
 
 void cmd_reply_clear(cmd_reply *r)
@@ -62,21 +63,19 @@ static void reply_store_error(cmd_reply *out, const char *what, store_result r)
  * after writing why. */
 static int url_check(const broker *b, const char *url, int allow_topic, char *why, size_t len)
 {
-    int http = strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
-    int kafka = strncmp(url, "kafka://", 8) == 0;
-    const char *topic = url + 8;
-    if (allow_topic && strncmp(url, "topic://", 8) == 0 && url[8] != '\0')
+    dtmq_url_kind kind = dtmq_url_kind_of(url, 0);
+    int kafka = dtmq_url_scheme(url, 0) == DTMQ_URL_KAFKA; /* "kafka://": a bad topic name */
+    if (allow_topic && kind == DTMQ_URL_TOPIC)
         return 0; /* subscribers were checked when they subscribed */
     if (kafka && (b->kafka == NULL || kafka_link_producer(b->kafka) == NULL)) {
         snprintf(why, len, "'%.200s': kafka:// branches need Kafka, which is off here", url);
         return 400;
     }
-    if (kafka && (topic[0] == '\0' || strlen(topic) > 249 ||
-                  strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(topic))) {
+    if (kafka && !dtmq_topic_name_ok(dtmq_url_rest(url, 0))) {
         snprintf(why, len, "'%.200s': not a valid Kafka topic name", url);
         return 400;
     }
-    if (url[0] != '\0' && !http && !kafka) {
+    if (kind != DTMQ_URL_NONE && kind != DTMQ_URL_HTTP && !kafka) {
         snprintf(why, len, "'%.200s' is not an http(s)://, kafka://%s URL", url, allow_topic ? " or topic://" : "");
         return 400;
     }
@@ -169,13 +168,13 @@ static int build_msg_rows(broker *b, const trans_request *req, trans_global *t, 
             snprintf(err, len, "steps[%zu]: %s", i, why);
             return code;
         }
-        if (strncmp(action, "topic://", 8) != 0) {
+        if (dtmq_url_kind_of(action, 0) != DTMQ_URL_TOPIC) {
             snprintf(id, sizeof(id), "%02zu", i + 1);
             if (add_row(t, id, "action", action, payload_at(req, i), now))
                 return snprintf(err, len, "out of memory"), 500;
             continue;
         }
-        json_t *subs = topic_subscribers(b, action + 8, err, len);
+        json_t *subs = topic_subscribers(b, dtmq_url_rest(action, 0), err, len);
         if (subs == NULL)
             return 400;
         size_t j;
@@ -227,9 +226,10 @@ static int new_trans(broker *b, const trans_request *req, const char *status, in
     if (req->payloads)
         t->payloads = json_dumps(req->payloads, JSON_COMPACT);
     int rc = 0;
-    if (strcmp(req->trans_type, "saga") == 0 && req->steps)
+    trans_mode mode = trans_mode_of(req->trans_type);
+    if (mode == TRANS_MODE_SAGA && req->steps)
         rc = build_saga_rows(b, req, t, now, err, len);
-    else if (strcmp(req->trans_type, "msg") == 0 && req->steps)
+    else if (mode == TRANS_MODE_MSG && req->steps)
         rc = build_msg_rows(b, req, t, now, err, len);
     if (rc != 0) {
         trans_free(t);
@@ -265,11 +265,14 @@ static store_result create_prepared(broker *b, const trans_request *req, cmd_rep
     return r;
 }
 
-static int check_type(const trans_request *req, const char *const *allowed, cmd_reply *out,
+/* 0 when req's mode is one of allowed (ended by TRANS_MODE_NONE); -1 with
+ * the reply filled otherwise. */
+static int check_type(const trans_request *req, const trans_mode *allowed, cmd_reply *out,
                       const char *what)
 {
-    for (size_t i = 0; allowed[i]; i++)
-        if (strcmp(req->trans_type, allowed[i]) == 0)
+    trans_mode mode = trans_mode_of(req->trans_type);
+    for (size_t i = 0; allowed[i] != TRANS_MODE_NONE; i++)
+        if (mode == allowed[i])
             return 0;
     reply_error(out, 400, "trans_type: %s does not apply to '%s' transactions", what, req->trans_type);
     return -1;
@@ -280,10 +283,11 @@ static int check_type(const trans_request *req, const char *const *allowed, cmd_
 void cmd_prepare(broker *b, const trans_request *req, cmd_reply *out)
 {
     memset(out, 0, sizeof(*out));
-    static const char *const types[] = {"tcc", "xa", "msg", "workflow", NULL};
+    static const trans_mode types[] = {TRANS_MODE_TCC, TRANS_MODE_XA, TRANS_MODE_MSG,
+                                       TRANS_MODE_WORKFLOW, TRANS_MODE_NONE};
     if (check_type(req, types, out, "prepare") != 0)
         return;
-    if (strcmp(req->trans_type, "msg") == 0 && (req->query_prepared == NULL || !req->query_prepared[0])) {
+    if (trans_mode_of(req->trans_type) == TRANS_MODE_MSG && (req->query_prepared == NULL || !req->query_prepared[0])) {
         reply_error(out, 400, "query_prepared: required for msg (dtmq asks it back when the submit never comes)");
         return;
     }
@@ -398,7 +402,7 @@ static void submit_workflow(broker *b, const trans_request *req, cmd_reply *out)
     store_result r = store_change_status(b->store, req->gid, TRANS_PREPARED, &ch);
     if (r == STORE_OK) {
         log_gid_info(req->gid, "workflow -> %s", status);
-        events_status_changed(b, req->gid, "workflow", TRANS_PREPARED, status, reason, 0);
+        events_status_changed(b, req->gid, trans_mode_name(TRANS_MODE_WORKFLOW), TRANS_PREPARED, status, reason, 0);
         reply_success(out);
         return;
     }
@@ -430,7 +434,7 @@ static void submit_existing(broker *b, const trans_request *req, engine_waiter_f
         return;
     }
     int64_t lease_until;
-    if (strcmp(old->status, TRANS_PREPARED) == 0 && strcmp(old->trans_type, "saga") != 0) {
+    if (strcmp(old->status, TRANS_PREPARED) == 0 && trans_global_mode(old) != TRANS_MODE_SAGA) {
         int took = take_prepared(b, old, TRANS_SUBMITTED, NULL, req->custom_data, &lease_until, out);
         if (took == 0) {
             log_gid_info(old->gid, "%s prepared -> submitted", old->trans_type);
@@ -484,14 +488,15 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
                 cmd_reply *out)
 {
     memset(out, 0, sizeof(*out));
-    if (strcmp(req->trans_type, "workflow") == 0) {
+    trans_mode mode = trans_mode_of(req->trans_type);
+    if (mode == TRANS_MODE_WORKFLOW) {
         submit_workflow(b, req, out);
         return;
     }
-    if ((strcmp(req->trans_type, "saga") == 0 || strcmp(req->trans_type, "msg") == 0) &&
+    if ((mode == TRANS_MODE_SAGA || mode == TRANS_MODE_MSG) &&
         (req->steps == NULL || json_array_size(req->steps) == 0)) {
         /* msg may have been prepared with its steps; saga must bring them */
-        if (strcmp(req->trans_type, "saga") == 0) {
+        if (mode == TRANS_MODE_SAGA) {
             reply_error(out, 400, "steps: a saga needs at least one step");
             return;
         }
@@ -508,7 +513,7 @@ void cmd_submit(broker *b, const trans_request *req, engine_waiter_fn waiter, vo
     t->next_cron_time = lease_until;
     t->next_cron_interval = 0;
     trans_set_str(&t->owner, engine_owner(b->engine));
-    int fresh_tcc = strcmp(req->trans_type, "tcc") == 0 || strcmp(req->trans_type, "xa") == 0;
+    int fresh_tcc = mode == TRANS_MODE_TCC || mode == TRANS_MODE_XA;
     store_result r = fresh_tcc ? STORE_DUPLICATE : create_for_pass(b, req, waiter, t);
     trans_free(t);
     if (r == STORE_OK) {
@@ -537,8 +542,10 @@ void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, voi
         return;
     }
     const char *type = old->trans_type;
+    trans_mode mode = trans_global_mode(old);
+    int tcc_or_xa = mode == TRANS_MODE_TCC || mode == TRANS_MODE_XA;
     int64_t lease_until;
-    if (strcmp(type, "msg") == 0 && strcmp(old->status, TRANS_PREPARED) == 0) {
+    if (mode == TRANS_MODE_MSG && strcmp(old->status, TRANS_PREPARED) == 0) {
         int64_t now = dtmq_now_ms();
         store_status_change ch = {.status = TRANS_FAILED, .update_time = now, .finish_time = now,
                                   .rollback_time = now, .rollback_reason = req->rollback_reason};
@@ -551,12 +558,10 @@ void cmd_abort(broker *b, const trans_request *req, engine_waiter_fn waiter, voi
             reply_error(out, 409, "the transaction changed meanwhile; try again");
         else
             reply_store_error(out, "abort", r);
-    } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
-               strcmp(old->status, TRANS_PREPARED) == 0) {
+    } else if (tcc_or_xa && strcmp(old->status, TRANS_PREPARED) == 0) {
         if (take_prepared(b, old, TRANS_ABORTING, req->rollback_reason, NULL, &lease_until, out) == 0)
             start_abort_pass(b, old->gid, lease_until, req->opts.wait_result, waiter, arg, out);
-    } else if ((strcmp(type, "tcc") == 0 || strcmp(type, "xa") == 0) &&
-               strcmp(old->status, TRANS_ABORTING) == 0) {
+    } else if (tcc_or_xa && strcmp(old->status, TRANS_ABORTING) == 0) {
         engine_poke(b->engine, old->gid);
         reply_success(out);
     } else {
@@ -578,7 +583,8 @@ static int register_rows(const broker *b, json_t *body, const char *type, trans_
     int64_t now = dtmq_now_ms();
     char why[300];
     int rc = 0;
-    if (strcmp(type, "tcc") == 0) {
+    trans_mode mode = trans_mode_of(type);
+    if (mode == TRANS_MODE_TCC) {
         const char *confirm = flat_string(body, "confirm"), *cancel = flat_string(body, "cancel");
         int code = url_check(b, confirm, 0, why, sizeof(why));
         if (code == 0)
@@ -588,7 +594,7 @@ static int register_rows(const broker *b, json_t *body, const char *type, trans_
             return -1;
         }
         rc = add_row(rows, bid, "cancel", cancel, data, now) || add_row(rows, bid, "confirm", confirm, data, now);
-    } else if (strcmp(type, "xa") == 0) {
+    } else if (mode == TRANS_MODE_XA) {
         const char *url = flat_string(body, "url");
         int code = url_check(b, url, 0, why, sizeof(why));
         if (code != 0) {
@@ -596,7 +602,7 @@ static int register_rows(const broker *b, json_t *body, const char *type, trans_
             return -1;
         }
         rc = add_row(rows, bid, "rollback", url, data, now) || add_row(rows, bid, "commit", url, data, now);
-    } else if (strcmp(type, "workflow") == 0) {
+    } else if (mode == TRANS_MODE_WORKFLOW) {
         const char *op = flat_string(body, "op"), *status = flat_string(body, "status");
         if (op[0] == '\0' || (strcmp(status, TRANS_SUCCEED) != 0 && strcmp(status, TRANS_FAILED) != 0)) {
             reply_error(out, 400, "op and status (succeed or failed) are required for a workflow branch");
@@ -650,7 +656,7 @@ void cmd_register_branch(broker *b, json_t *body, cmd_reply *out)
 void cmd_prepare_workflow(broker *b, const trans_request *req, cmd_reply *out)
 {
     memset(out, 0, sizeof(*out));
-    if (strcmp(req->trans_type ? req->trans_type : "", "workflow") != 0) {
+    if (trans_mode_of(req->trans_type) != TRANS_MODE_WORKFLOW) {
         reply_error(out, 400, "trans_type: prepareWorkflow needs 'workflow'");
         return;
     }

@@ -1,6 +1,6 @@
 /*
  * commands.h — what clients ask of the broker, independent of how the request
- * arrived (HTTP today, Kafka's dtm.submit next): prepare, submit, abort,
+ * arrived (HTTP, or Kafka's dtm.submit through kafka_ingress.c): prepare, submit, abort,
  * registerBranch, prepareWorkflow, forceStop. Each checks its input, makes
  * the change durable in the store, then hands the transaction to the engine,
  * and fills a reply with DTM's status mapping: 200 SUCCESS, 400 bad input,

@@ -6,18 +6,20 @@
  *
  * Threads: a few workers, each owning the transactions whose gid hashes to it
  * (one owner per transaction inside the process: its events are handled in
- * order by one thread); one cron thread claiming due transactions; the HTTP
- * dispatcher thread. Across processes, the store's lease (owner +
- * next_cron_time) decides who runs a transaction.
+ * order by one thread); one cron thread claiming due transactions (and
+ * deleting expired finished ones, retention.c); one reply timer thread
+ * ending the waits for Kafka branches' replies at their deadline
+ * (replies.c); the HTTP dispatcher thread. Across processes, the store's
+ * lease (owner + next_cron_time) decides who runs a transaction.
  */
 #ifndef DTMQ_ENGINE_H
 #define DTMQ_ENGINE_H
 
 #include <stdint.h>
 
-#include "daemon/dispatch/http_dispatch.h"
 #include "broker.h"
-#include "trans_json.h"
+#include "daemon/model/outcome.h"
+#include "daemon/model/trans_options.h"
 
 typedef struct engine engine;
 

@@ -1,7 +1,10 @@
 /*
  * engine_internal.h — the engine's private structures, shared by engine.c
- * (threads, queues, the table of active transactions, the cron) and pass.c
- * (one pass of one transaction: plan, call, record, schedule).
+ * (threads, queues, the cron), pass.c (the table of active transactions and
+ * one pass of one transaction: plan, call, record, schedule), replies.c
+ * (waits for Kafka branches' replies and their timer thread), attempts.c
+ * (the record of call attempts in ext_data) and retention.c (deleting
+ * expired finished transactions).
  *
  * Ownership: an active record and everything in it belong to the worker
  * thread its gid hashes to; only that thread reads or writes it. Events are

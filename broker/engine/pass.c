@@ -29,7 +29,10 @@
 #include <string.h>
 
 #include "events.h"
+#include "libdtmq/common/base64.h"
+#include "libdtmq/common/rules.h"
 #include "log.h"
+#include "trans_json.h"
 #include "engine_internal.h"
 
 #define LEASE_MARGIN_MS 2000
@@ -390,12 +393,12 @@ static int record_status(worker *w, active *a, const char *status, const char *r
 
 static int is_kafka_url(const char *url)
 {
-    return url != NULL && strncmp(url, "kafka://", 8) == 0;
+    return dtmq_url_kind_of(url, 0) == DTMQ_URL_KAFKA;
 }
 
 static int is_saga_action(const active *a, size_t i)
 {
-    return strcmp(a->t->trans_type, "saga") == 0 && strcmp(a->t->branches[i].op, "action") == 0;
+    return trans_global_mode(a->t) == TRANS_MODE_SAGA && strcmp(a->t->branches[i].op, "action") == 0;
 }
 
 static void apply_branch_result(worker *w, active *a, const event *ev)
@@ -449,7 +452,7 @@ static void apply_result(worker *w, active *a, const event *ev)
         return;
     }
     a->special_tried = 1;
-    if (strcmp(a->t->trans_type, "msg") == 0)
+    if (trans_global_mode(a->t) == TRANS_MODE_MSG)
         apply_query_prepared_result(w, a, ev);
     else if (ev->outcome != DISPATCH_SUCCESS)
         note_unknown(a, "workflow resume", ev->text, ev->outcome == DISPATCH_ONGOING);
@@ -572,7 +575,7 @@ static int send_call(worker *w, active *a, long branch, const char *method, cons
 
 static int url_is_http(const char *url)
 {
-    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+    return dtmq_url_kind_of(url, 0) == DTMQ_URL_HTTP;
 }
 
 /* ---- Kafka branches ---------------------------------------------------- */
@@ -646,7 +649,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     c->e = e;
     c->branch = (long)i;
     c->started_ms = dtmq_now_ms();
-    c->await_reply = strcmp(a->t->trans_type, "msg") != 0;
+    c->await_reply = trans_global_mode(a->t) != TRANS_MODE_MSG;
     dtmq_kafka_header h[32] = {{"dtm-gid", a->gid}, {"dtm-trans-type", a->t->trans_type},
                           {"dtm-branch-id", b->branch_id}, {"dtm-op", b->op},
                           {"dtm-reply-to", e->topics->reply}};
@@ -664,7 +667,7 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     int awaiting = c->await_reply;
     /* an empty payload is sent as an empty value, never as a null (a tombstone) */
     const void *value = b->data ? (const void *)b->data : (const void *)"";
-    if (dtmq_kafka_produce(e->kafka, b->url + 8, a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
+    if (dtmq_kafka_produce(e->kafka, dtmq_url_rest(b->url, 0), a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
         if (awaiting)
             replies_cancel(e, a->gid, b->branch_id, b->op);
         kafka_call_ctx_free(c);
@@ -698,7 +701,7 @@ static int call_branch(worker *w, active *a, size_t i)
         return 0;
     }
     char *url = http_dispatch_branch_url(b->url, a->gid, a->t->trans_type, b->branch_id, b->op);
-    int post = b->data_len > 0 || strcmp(a->t->trans_type, "xa") == 0;
+    int post = b->data_len > 0 || trans_global_mode(a->t) == TRANS_MODE_XA;
     if (url == NULL || send_call(w, a, (long)i, post ? "POST" : "GET", url, b->data, b->data_len) != 0) {
         a->tried[i] = 1;
         note_unknown(a, what, "cannot queue the call", 0);

@@ -9,13 +9,14 @@
 
 planner_fn plan_for_type(const char *trans_type)
 {
-    static const struct { const char *type; planner_fn fn; } table[] = {
-        {"saga", saga_plan}, {"tcc", tcc_plan}, {"xa", xa_plan},
-        {"msg", msg_plan},   {"workflow", workflow_plan},
-    };
-    for (size_t i = 0; trans_type && i < sizeof(table) / sizeof(table[0]); i++)
-        if (strcmp(table[i].type, trans_type) == 0)
-            return table[i].fn;
+    switch (trans_mode_of(trans_type)) {
+    case TRANS_MODE_SAGA: return saga_plan;
+    case TRANS_MODE_TCC: return tcc_plan;
+    case TRANS_MODE_XA: return xa_plan;
+    case TRANS_MODE_MSG: return msg_plan;
+    case TRANS_MODE_WORKFLOW: return workflow_plan;
+    case TRANS_MODE_NONE: break;
+    }
     return NULL;
 }
 

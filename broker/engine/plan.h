@@ -4,9 +4,10 @@
  * Each mode (saga.c, tcc_xa.c, msg.c, workflow.c) supplies a planner: a pure
  * function from the transaction's stored state plus what this process is doing
  * with it right now (calls in flight, branches that already answered
- * "not yet" in this pass) to the next step. The engine (engine.c) carries the
- * step out and asks again, until the pass ends. Planners do no I/O, so every
- * rule of every mode is unit-tested without a network (tests/unit/test_plan.c).
+ * "not yet" in this pass) to the next step. The engine's pass (pass.c)
+ * carries the step out and asks again, until the pass ends. Planners do no
+ * I/O and include no JSON codec, so every rule of every mode is unit-tested
+ * without a network (tests/unit/test_plan.c).
  *
  * Rule shared by all modes: a status change is only planned when no call of
  * the transaction is in flight, so a result never lands on a status it was
@@ -20,7 +21,7 @@
 #include <stdint.h>
 
 #include "daemon/model/trans.h"
-#include "trans_json.h"
+#include "daemon/model/trans_options.h"
 
 /* What this process knows beyond the stored state, for one pass. */
 typedef struct pass_view {

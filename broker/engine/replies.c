@@ -119,7 +119,7 @@ static reply_status record_unwaited(engine *e, const char *gid, const char *bran
         return REPLY_UNKNOWN;
     trans_branch *b = trans_find_branch(t, branch_id, op);
     reply_status rs = b ? REPLY_IGNORED : REPLY_UNKNOWN;
-    int saga_action = strcmp(t->trans_type, "saga") == 0 && strcmp(op, "action") == 0;
+    int saga_action = trans_global_mode(t) == TRANS_MODE_SAGA && strcmp(op, "action") == 0;
     const char *status = outcome == DISPATCH_SUCCESS                 ? TRANS_SUCCEED
                          : outcome == DISPATCH_FAILURE && saga_action ? TRANS_FAILED
                                                                       : NULL;

@@ -16,7 +16,8 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -pthread \
 # Only the dtmq sources the parsers need, compiled by clang with coverage
 # instrumentation (fuzzer-no-link): not the gcc-built archive.
 LIB_SRC := broker/trans_json.c broker/config.c \
-           connectors/libdtmq/common/base64.c connectors/daemon/model/trans.c \
+           connectors/libdtmq/common/base64.c connectors/libdtmq/common/rules.c \
+           connectors/daemon/model/trans.c \
            connectors/daemon/schema/json_schema.c connectors/daemon/schema/schemas_embedded.c \
            connectors/libdtmq/dtmq.c
 LIB_OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(LIB_SRC))

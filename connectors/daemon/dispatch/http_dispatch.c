@@ -103,17 +103,6 @@ struct http_dispatch {
 static pthread_once_t dispatch_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode dispatch_curl_init_result = CURLE_FAILED_INIT;
 
-const char *dispatch_outcome_name(dispatch_outcome o)
-{
-    switch (o) {
-    case DISPATCH_SUCCESS: return "SUCCESS";
-    case DISPATCH_FAILURE: return "FAILURE";
-    case DISPATCH_ONGOING: return "ONGOING";
-    case DISPATCH_ERROR: return "ERROR";
-    }
-    return "UNKNOWN";
-}
-
 static long long dispatch_now_ms(void)
 {
     struct timespec ts;

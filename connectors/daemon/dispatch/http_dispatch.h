@@ -5,25 +5,16 @@
  * requests from any thread with http_dispatch_submit() and get each result
  * through a callback, called ON THE DISPATCHER THREAD: a callback must be
  * quick and must not block (post the result to your own queue and return).
- * No thread per call, no blocking per call.
+ * No thread per call, no blocking per call. A result's outcome is the
+ * model's dispatch_outcome (daemon/model/outcome.h), which Kafka branches
+ * share.
  */
 #ifndef DTMQ_HTTP_DISPATCH_H
 #define DTMQ_HTTP_DISPATCH_H
 
 #include <stddef.h>
 
-/* How the branch answered, DTM's mapping (protocol reference 2.1), in order:
- * 425 or a body containing "ONGOING" → ONGOING; 409 or a body containing
- * "FAILURE" → FAILURE; any other non-200 status or a transport error → ERROR;
- * 200 → SUCCESS. */
-typedef enum dispatch_outcome {
-    DISPATCH_SUCCESS = 0,
-    DISPATCH_FAILURE,
-    DISPATCH_ONGOING,
-    DISPATCH_ERROR,
-} dispatch_outcome;
-
-const char *dispatch_outcome_name(dispatch_outcome o); /* "SUCCESS", ... */
+#include "daemon/model/outcome.h"
 
 typedef struct http_call_result {
     dispatch_outcome outcome;

@@ -4,6 +4,7 @@
  */
 #include "trans.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -137,6 +138,35 @@ trans_branch *trans_find_branch(const trans_global *t, const char *branch_id, co
             return b;
     }
     return NULL;
+}
+
+/* Indexed by trans_mode; [TRANS_MODE_NONE] has no name. */
+static const char *const trans_mode_names[] = {
+    [TRANS_MODE_NONE] = NULL,        [TRANS_MODE_SAGA] = "saga", [TRANS_MODE_TCC] = "tcc",
+    [TRANS_MODE_XA] = "xa",          [TRANS_MODE_MSG] = "msg",
+    [TRANS_MODE_WORKFLOW] = "workflow",
+};
+_Static_assert(sizeof(trans_mode_names) / sizeof(trans_mode_names[0]) == TRANS_MODE_WORKFLOW + 1,
+               "one name per trans_mode");
+
+trans_mode trans_mode_of(const char *name)
+{
+    for (size_t m = TRANS_MODE_SAGA; name != NULL && m <= TRANS_MODE_WORKFLOW; m++)
+        if (strcmp(name, trans_mode_names[m]) == 0)
+            return (trans_mode)m;
+    return TRANS_MODE_NONE;
+}
+
+const char *trans_mode_name(trans_mode mode)
+{
+    assert((unsigned)mode <= TRANS_MODE_WORKFLOW);
+    return trans_mode_names[mode];
+}
+
+trans_mode trans_global_mode(const trans_global *t)
+{
+    assert(t != NULL);
+    return trans_mode_of(t->trans_type);
 }
 
 int trans_status_is_final(const char *status)

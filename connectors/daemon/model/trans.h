@@ -22,6 +22,23 @@
 #define TRANS_SUCCEED "succeed"
 #define TRANS_FAILED "failed"
 
+/* The transaction modes, DTM's trans_type. Stored and sent as their names
+ * ("saga", "tcc", "xa", "msg", "workflow"); the enum is for comparing. */
+typedef enum trans_mode {
+    TRANS_MODE_NONE = 0, /* absent, or not one of DTM's modes */
+    TRANS_MODE_SAGA,
+    TRANS_MODE_TCC,
+    TRANS_MODE_XA,
+    TRANS_MODE_MSG,
+    TRANS_MODE_WORKFLOW,
+} trans_mode;
+
+/* The mode a trans_type names (exact, case-sensitive, as DTM compares);
+ * TRANS_MODE_NONE for NULL or any other text. */
+trans_mode trans_mode_of(const char *name);
+/* The trans_type text of a mode ("saga", ...); NULL for TRANS_MODE_NONE. */
+const char *trans_mode_name(trans_mode mode);
+
 /* One branch row: a (branch_id, op) pair is unique inside its global. */
 typedef struct trans_branch {
     char *branch_id;   /* "01", "02", "01-02" (topic fan-out), "00" (query-back) */
@@ -82,6 +99,9 @@ int trans_branch_copy(trans_branch *dst, const trans_branch *src);
 
 /* Returns the branch with this (branch_id, op), or NULL. */
 trans_branch *trans_find_branch(const trans_global *t, const char *branch_id, const char *op);
+
+/* The mode of t's trans_type (TRANS_MODE_NONE when it has none). */
+trans_mode trans_global_mode(const trans_global *t);
 
 /* True for succeed and failed: no further work will ever happen. */
 int trans_status_is_final(const char *status);

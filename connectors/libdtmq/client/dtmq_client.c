@@ -6,6 +6,7 @@
  * branch's (ONGOING, then FAILURE, then other non-200).
  */
 #include "dtmq_client_internal.h"
+#include "libdtmq/common/rules.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -36,7 +37,7 @@ static void sdk_clear_err(char *err, size_t errlen)
 
 static int sdk_is_http_url(const char *url)
 {
-    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+    return dtmq_url_kind_of(url, 0) == DTMQ_URL_HTTP;
 }
 
 static int sdk_check_options(const dtmq_client_options *o, char *err, size_t errlen)

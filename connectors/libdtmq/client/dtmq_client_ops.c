@@ -6,6 +6,7 @@
  * (DoAndSubmit) and submission to dtmq's Kafka submit topic.
  */
 #include "dtmq_client_internal.h"
+#include "libdtmq/common/rules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,9 +263,7 @@ int dtmq_msg_do_and_submit(dtmq_client *c, const dtmq_trans *t, dtmq_local_fn fn
 /* Kafka's topic name rule, as schemas/kafka/submit.schema.json states it. */
 static int sdk_topic_ok(const char *topic)
 {
-    size_t n = strlen(topic);
-    return n >= 1 && n <= 249 &&
-           strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+    return dtmq_topic_name_ok(topic);
 }
 
 static int sdk_kafka_op(const dtmq_trans *t, const char *op, sdk_op *out, char *err,

@@ -4,6 +4,7 @@
  */
 #include "base64.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,24 +38,35 @@ static int b64_value(char c)
     return p ? (int)(p - b64) : -1;
 }
 
+/* True when text is d alphabet characters then the padding their count
+ * needs (or none) and nothing else; *d gets the count. */
+static int b64_shape_ok(const char *text, size_t len, size_t *d)
+{
+    size_t n = 0;
+    while (n < len && b64_value(text[n]) >= 0)
+        n++;
+    size_t pad = 0;
+    while (n + pad < len && text[n + pad] == '=')
+        pad++;
+    *d = n;
+    if (n + pad != len || n % 4 == 1) /* a bad character, or 6 bits alone */
+        return 0;
+    return pad == 0 || (n % 4 != 0 && n % 4 + pad == 4);
+}
+
 unsigned char *dtmq_base64_decode(const char *text, size_t *out_len)
 {
-    size_t len = strlen(text);
-    unsigned char *out = malloc(len / 4 * 3 + 3);
+    size_t len = strlen(text), d = 0;
+    if (!b64_shape_ok(text, len, &d))
+        return NULL;
+    unsigned char *out = malloc(d / 4 * 3 + 3);
     if (out == NULL)
         return NULL;
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '=')
-            break;
-        int v = b64_value(text[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
+    for (size_t i = 0; i < d; i++) {
+        acc = (acc << 6) | (uint32_t)b64_value(text[i]);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -62,6 +74,7 @@ unsigned char *dtmq_base64_decode(const char *text, size_t *out_len)
             acc &= (1u << bits) - 1;
         }
     }
+    assert(o == d / 4 * 3 + (d % 4 ? d % 4 - 1 : 0));
     out[o] = '\0';
     *out_len = o;
     return out;
