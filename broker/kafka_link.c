@@ -97,6 +97,21 @@ static void name_topics(kafka_topics *t, const char *prefix)
     snprintf(t->dlq, sizeof(t->dlq), "%ssubmit.dlq", prefix);
 }
 
+/* Creates topic in the embedded (mock) cluster. A topic that is already
+ * there is fine: the mock cluster creates a topic itself the moment any
+ * client asks for it (a worker that subscribes before the first message is
+ * sent to it), with the cluster's default partition count. 0, or -1 with
+ * librdkafka's reason in err. */
+static int mock_topic_create(kafka_link *link, const char *topic, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(link->mock, topic, link->partitions, 1);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return 0;
+    snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster: %s", topic,
+             rd_kafka_err2str(e));
+    return -1;
+}
+
 /* Creates dtmq's topics when missing, then starts the producer. */
 static int prepare_cluster(kafka_link *link, const dtmq_config *cfg, char *err, size_t errlen)
 {
@@ -104,11 +119,8 @@ static int prepare_cluster(kafka_link *link, const dtmq_config *cfg, char *err, 
                            link->topics.dlq};
     if (link->mock != NULL) { /* the mock cluster has no admin API: create directly */
         for (size_t i = 0; i < 4; i++)
-            if (rd_kafka_mock_topic_create(link->mock, names[i], cfg->kafka_partitions, 1) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR) {
-                snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster", names[i]);
+            if (mock_topic_create(link, names[i], err, errlen) != 0)
                 return -1;
-            }
     } else if (dtmq_kafka_ensure_topics(link->bootstrap, names, 4, cfg->kafka_partitions, err, errlen) != 0) {
         return -1;
     }
@@ -180,12 +192,9 @@ int kafka_link_ensure_topic(kafka_link *link, const char *topic, char *err, size
     int rc = 0;
     if (!topic_known(link, topic)) {
         if (link->mock != NULL)
-            rc = rd_kafka_mock_topic_create(link->mock, topic, link->partitions, 1) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+            rc = mock_topic_create(link, topic, err, errlen);
         else
             rc = dtmq_kafka_ensure_topics(link->bootstrap, &topic, 1, link->partitions, err, errlen);
-        if (rc != 0 && link->mock != NULL)
-            snprintf(err, errlen, "kafka: cannot create topic %s in the embedded cluster", topic);
         if (rc == 0 && link->known_count < KNOWN_TOPICS_MAX) {
             char *copy = strdup(topic);
             char **grown = copy ? realloc(link->known, (link->known_count + 1) * sizeof(char *)) : NULL;

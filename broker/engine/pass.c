@@ -631,19 +631,25 @@ static void on_kafka_delivered(void *arg, int ok, const char *error)
 }
 
 /* Publishes branch i to kafka://TOPIC, keyed by gid, with the dtm-* headers
- * (and branch_headers). 0, or -1 with nothing in flight. */
-static int call_kafka_branch(worker *w, active *a, size_t i)
+ * (and branch_headers). 0, or -1 with nothing in flight and the reason in err
+ * (it becomes the transaction's last error). */
+static int call_kafka_branch(worker *w, active *a, size_t i, char *err, size_t errlen)
 {
     engine *e = w->e;
     const trans_branch *b = &a->t->branches[i];
-    char err[300];
-    if (e->kafka == NULL || kafka_link_ensure_topic(e->b->kafka, b->url + 8, err, sizeof(err)) != 0)
+    const char *topic = dtmq_url_rest(b->url, 0);
+    if (e->kafka == NULL) {
+        snprintf(err, errlen, "Kafka is off (DTMQ_KAFKA=off)");
+        return -1;
+    }
+    if (kafka_link_ensure_topic(e->b->kafka, topic, err, errlen) != 0)
         return -1;
     kafka_call_ctx *c = calloc(1, sizeof(*c));
     if (c == NULL || !(c->gid = strdup(a->gid)) || !(c->branch_id = strdup(b->branch_id)) ||
         !(c->op = strdup(b->op))) {
         if (c)
             kafka_call_ctx_free(c);
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
     c->e = e;
@@ -662,15 +668,17 @@ static int call_kafka_branch(worker *w, active *a, size_t i)
     int64_t deadline = c->started_ms + request_timeout_ms(e, a);
     if (c->await_reply && replies_expect(e, a->gid, b->branch_id, b->op, (long)i, c->started_ms, deadline) != 0) {
         kafka_call_ctx_free(c);
+        snprintf(err, errlen, "cannot wait for the reply (out of memory)");
         return -1;
     }
     int awaiting = c->await_reply;
     /* an empty payload is sent as an empty value, never as a null (a tombstone) */
     const void *value = b->data ? (const void *)b->data : (const void *)"";
-    if (dtmq_kafka_produce(e->kafka, dtmq_url_rest(b->url, 0), a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
+    if (dtmq_kafka_produce(e->kafka, topic, a->gid, value, b->data_len, h, n, on_kafka_delivered, c) != 0) {
         if (awaiting)
             replies_cancel(e, a->gid, b->branch_id, b->op);
         kafka_call_ctx_free(c);
+        snprintf(err, errlen, "cannot queue the Kafka message to %.200s (producer queue full or stopping)", topic);
         return -1;
     }
     return 0;
@@ -687,11 +695,12 @@ static int call_branch(worker *w, active *a, size_t i)
     char what[96];
     snprintf(what, sizeof(what), "branch %s %s", b->branch_id, b->op);
     if (is_kafka_url(b->url)) {
-        if (call_kafka_branch(w, a, i) == 0) {
+        char err[300] = "";
+        if (call_kafka_branch(w, a, i, err, sizeof(err)) == 0) {
             a->in_flight[i] = 1;
         } else {
             a->tried[i] = 1;
-            note_unknown(a, what, w->e->kafka ? "cannot queue the Kafka message" : "Kafka is off (DTMQ_KAFKA=off)", 0);
+            note_unknown(a, what, err, 0);
         }
         return 0;
     }
