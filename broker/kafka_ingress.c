@@ -20,6 +20,7 @@
  */
 #include "kafka_ingress.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -93,7 +94,14 @@ static void reply_target_free(reply_target *t)
 static void send_reply(broker *b, const char *topic, const char *gid, const char *op,
                        const char *phase, int status, json_t *body)
 {
-    json_t *r = json_pack("{s:s, s:s, s:s, s:i}", "gid", gid, "op", op, "phase", phase, "status", status);
+    assert(topic != NULL && phase != NULL);
+    /* gid and op are left out only in the reply to a refused message that had
+     * no usable one (submit_reply.schema.json) */
+    json_t *r = json_pack("{s:s, s:i}", "phase", phase, "status", status);
+    if (gid != NULL && gid[0] != '\0')
+        json_object_set_new(r, "gid", json_string(gid));
+    if (op != NULL)
+        json_object_set_new(r, "op", json_string(op));
     const char *result = json_string_value(json_object_get(body, "dtm_result"));
     const char *message = json_string_value(json_object_get(body, "message"));
     json_object_set_new(r, "dtm_result", json_string(result ? result : status == 200 ? "SUCCESS" : "FAILURE"));
@@ -147,6 +155,37 @@ static take_result dead_letter(kafka_ingress *in, const rd_kafka_message_t *m, c
 
 /* ---- submit messages --------------------------------------------------- */
 
+/* 1 when op is one of the four commands a submit message may carry. */
+static int known_op(const char *op)
+{
+    static const char *const ops[] = {"prepare", "submit", "abort", "registerBranch"};
+    for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strcmp(op, ops[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Dead-letters a submit message refused before any command ran (schema or
+ * envelope), and, once the dead-letter topic has it, answers on the
+ * message's reply_to when that can be read: a string that is a legal topic
+ * name. The answer names the gid and op only when they are usable (a gid of
+ * at most 128 characters, one of the four ops), as the reply schema says. */
+static take_result refuse_submit(kafka_ingress *in, const rd_kafka_message_t *m, json_t *body,
+                                 const char *why)
+{
+    take_result result = dead_letter(in, m, why);
+    const char *reply_to = json_string_value(json_object_get(body, "reply_to"));
+    if (result != TAKEN || reply_to == NULL || !dtmq_topic_name_ok(reply_to))
+        return result;
+    const char *op = json_string_value(json_object_get(body, "op"));
+    const char *usable_op = known_op(op) ? op : NULL;
+    const char *gid = json_string_value(json_object_get(body, "gid"));
+    if (gid != NULL && strlen(gid) > 128)
+        gid = NULL;
+    send_reply(in->b, reply_to, gid, usable_op, "accepted", 400, json_pack("{s:s}", "message", why));
+    return result;
+}
+
 /* Runs op's command. The reply is in *r (deferred when wait_result took the
  * waiter); *err gets the parse problem when the body is bad (r untouched). */
 static int run_command(broker *b, const char *op, const rd_kafka_message_t *m, json_t *body,
@@ -182,13 +221,10 @@ static int run_command(broker *b, const char *op, const rd_kafka_message_t *m, j
 static const char *check_envelope(const kafka_ingress *in, const rd_kafka_message_t *m,
                                   json_t *body, char *why, size_t len)
 {
-    static const char *const ops[] = {"prepare", "submit", "abort", "registerBranch"};
     const char *op = json_string_value(json_object_get(body, "op"));
     const char *gid = json_string_value(json_object_get(body, "gid"));
     json_t *reply_to = json_object_get(body, "reply_to");
-    int op_ok = 0;
-    for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
-        op_ok |= strcmp(op, ops[i]) == 0;
+    int op_ok = known_op(op);
     if (op == NULL)
         snprintf(why, len, "op: missing (want prepare, submit, abort or registerBranch)");
     else if (!op_ok)
@@ -228,12 +264,14 @@ static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m, t
     char schema_err[480];
     if (json_schema_validate(in->submit_schema, body, schema_err, sizeof(schema_err)) != 0) {
         snprintf(why, sizeof(why), "schema kafka/submit: %s", schema_err);
+        take_result refused = refuse_submit(in, m, body, why);
         json_decref(body);
-        return dead_letter(in, m, why);
+        return refused;
     }
     if (check_envelope(in, m, body, why, sizeof(why)) != NULL) {
+        take_result refused = refuse_submit(in, m, body, why);
         json_decref(body);
-        return dead_letter(in, m, why);
+        return refused;
     }
     const char *op = json_string_value(json_object_get(body, "op"));
     const char *gid = json_string_value(json_object_get(body, "gid"));
