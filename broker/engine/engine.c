@@ -70,6 +70,7 @@ static void event_free(event *ev)
 {
     free(ev->gid);
     free(ev->text);
+    free(ev->message);
     free(ev);
 }
 

@@ -46,6 +46,8 @@ typedef struct active {
     int had_error;            /* some call ended in an unknown result this pass */
     int had_ongoing;
     char last_error[512];
+    long failed_branch;       /* the saga action that answered FAILURE this pass, -1 = none */
+    char failure_text[256];   /* what it said (a worker reply's message), "" = nothing */
     int rerun;                /* a kick arrived during the pass: run another */
     int lost;                 /* the store lost a change of this pass (pass_sync) */
     int awaiting_durable;     /* the pass waits for EV_DURABLE before it calls out */
@@ -67,6 +69,8 @@ typedef struct event {
     int durable;              /* EV_DURABLE: 1 committed, 0 lost */
     int http_status;
     char *text;               /* EV_RESULT: what the call said (status + body or error) */
+    char *message;            /* EV_RESULT: the branch's own reason (a worker reply's
+                                 message, at most 200 bytes), NULL = none */
     int64_t started_ms;       /* EV_RESULT: when the call went out (0 = unknown) */
     int64_t finished_ms;      /* EV_RESULT: when its result came */
     struct event *next;

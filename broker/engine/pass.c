@@ -54,6 +54,7 @@ static active *active_insert(worker *w, const char *gid)
         free(a);
         return NULL;
     }
+    a->failed_branch = -1;
     active **bucket = &w->table[engine_hash(gid) % ENGINE_BUCKETS];
     a->next = *bucket;
     *bucket = a;
@@ -416,6 +417,10 @@ static void apply_branch_result(worker *w, active *a, const event *ev)
         if (is_saga_action(a, i)) { /* only a saga action may fail for good */
             record_branch(w, a, i, TRANS_FAILED);
             snprintf(a->last_error, sizeof(a->last_error), "%s: %s", what, ev->text);
+            if (a->failed_branch < 0) { /* the first one is the saga's rollback reason */
+                a->failed_branch = (long)i;
+                snprintf(a->failure_text, sizeof(a->failure_text), "%s", ev->message ? ev->message : "");
+            }
         } else {
             a->tried[i] = 1;
             note_unknown(a, what, "answered FAILURE, which this op cannot take back; retrying", 0);
@@ -918,6 +923,7 @@ static void pass_continue(worker *w, active *a)
         pass_view v = {.t = a->t, .opts = &a->opts, .in_flight = a->in_flight, .tried = a->tried,
                        .special_in_flight = a->special_in_flight,
                        .special_tried = a->special_tried,
+                       .failed_branch = a->failed_branch, .failure_text = a->failure_text,
                        .retry_count = 0, .now_ms = dtmq_now_ms(),
                        .default_timeout_ms = (int64_t)w->e->b->cfg->timeout_to_fail * 1000};
         json_t *ext = a->t->ext_data ? json_loads(a->t->ext_data, 0, NULL) : NULL;

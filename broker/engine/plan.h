@@ -31,6 +31,8 @@ typedef struct pass_view {
     const unsigned char *tried;     /* per branch index: answered error/ongoing this pass */
     int special_in_flight;          /* query_prepared / resume call out */
     int special_tried;              /* it was made this pass already */
+    long failed_branch;             /* a saga action that answered FAILURE this pass, -1 = none */
+    const char *failure_text;       /* what that branch said ("" = nothing), for rollback_reason */
     int64_t retry_count;            /* passes that ended with an unknown result so far */
     int64_t now_ms;
     int64_t default_timeout_ms;     /* TimeoutToFail for modes that always time out */

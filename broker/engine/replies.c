@@ -91,7 +91,10 @@ void replies_cancel(engine *e, const char *gid, const char *branch_id, const cha
         wait_free(w);
 }
 
-static void post_result(engine *e, reply_wait *w, dispatch_outcome outcome, const char *text)
+/* Hands the reply to the owning worker's pass; message is the worker's own
+ * reason (kept up to 200 bytes), may be NULL. */
+static void post_result(engine *e, reply_wait *w, dispatch_outcome outcome, const char *text,
+                        const char *message)
 {
     event *ev = calloc(1, sizeof(*ev));
     if (ev == NULL) {
@@ -104,6 +107,7 @@ static void post_result(engine *e, reply_wait *w, dispatch_outcome outcome, cons
     ev->branch = w->branch;
     ev->outcome = outcome;
     ev->text = strdup(text);
+    ev->message = message && message[0] ? strndup(message, 200) : NULL;
     ev->started_ms = w->started_ms;
     ev->finished_ms = dtmq_now_ms();
     wait_free(w);
@@ -145,7 +149,7 @@ reply_status engine_on_reply(engine *e, const char *gid, const char *branch_id, 
         char text[600];
         snprintf(text, sizeof(text), "reply %s%s%.500s", dispatch_outcome_name(outcome),
                  message && message[0] ? ": " : "", message ? message : "");
-        post_result(e, w, outcome, text);
+        post_result(e, w, outcome, text, message);
         return REPLY_DELIVERED;
     }
     reply_status rs = record_unwaited(e, gid, branch_id, op, outcome);
@@ -179,7 +183,7 @@ static void expire_waits(engine *e, int64_t now)
     pthread_mutex_unlock(&e->replies_mu);
     while (expired) {
         reply_wait *next = expired->next;
-        post_result(e, expired, DISPATCH_ERROR, "no reply within request_timeout");
+        post_result(e, expired, DISPATCH_ERROR, "no reply within request_timeout", NULL);
         expired = next;
     }
 }

@@ -105,7 +105,11 @@ static void saga_plan_forward(const pass_view *v, const saga_shape *s, plan *out
             out->wake_at_ms = deadline;
         return;
     }
-    if (failed_step >= 0)
+    if (failed_step >= 0 && v->failed_branch == s->action[failed_step] && v->failure_text &&
+        v->failure_text[0] != '\0')
+        plan_set_status(out, TRANS_ABORTING, "branch %02ld action failed: %.200s", failed_step + 1,
+                        v->failure_text);
+    else if (failed_step >= 0)
         plan_set_status(out, TRANS_ABORTING, "branch %02ld action failed", failed_step + 1);
     else if (timed_out)
         plan_set_status(out, TRANS_ABORTING, "Timeout after %lld seconds",
