@@ -811,24 +811,22 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("api");
-    TCase *tc = tcase_create("api");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, api_new_gid_values_are_all_strings);
-    tcase_add_test(tc, api_query_without_gid_and_of_an_unknown_gid);
-    tcase_add_test(tc, api_all_pages_and_filters);
-    tcase_add_test(tc, api_all_rejects_malformed_parameters);
-    tcase_add_test(tc, api_force_stop_of_a_finished_transaction_is_409);
-    tcase_add_test(tc, api_force_stop_of_a_running_saga_stops_its_branch_calls);
-    tcase_add_test(tc, api_reset_next_cron_time_retries_a_backing_off_transaction_promptly);
-    tcase_add_test(tc, api_reset_cron_time_moves_backing_off_transactions);
-    tcase_add_test(tc, api_bad_submits_are_rejected_naming_the_problem_and_store_nothing);
-    tcase_add_test(tc, api_submit_of_a_never_prepared_tcc_or_xa_is_not_a_server_error);
-    tcase_add_test(tc, api_body_over_the_limit_is_413_and_stores_nothing);
-    tcase_add_test(tc, api_unknown_extra_keys_are_tolerated);
-    tcase_add_test(tc, api_second_submit_of_a_saga_never_runs_a_branch_twice);
-    tcase_add_test(tc, api_register_branch_needs_a_prepared_global);
-    tcase_add_test(tc, api_topics_and_kv);
-    tcase_add_test(tc, api_server_stays_healthy_after_bad_input);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, api_new_gid_values_are_all_strings);
+    test_add(&g, api_query_without_gid_and_of_an_unknown_gid);
+    test_add(&g, api_all_pages_and_filters);
+    test_add(&g, api_all_rejects_malformed_parameters);
+    test_add(&g, api_force_stop_of_a_finished_transaction_is_409);
+    test_add(&g, api_force_stop_of_a_running_saga_stops_its_branch_calls);
+    test_add(&g, api_reset_next_cron_time_retries_a_backing_off_transaction_promptly);
+    test_add(&g, api_reset_cron_time_moves_backing_off_transactions);
+    test_add(&g, api_bad_submits_are_rejected_naming_the_problem_and_store_nothing);
+    test_add(&g, api_submit_of_a_never_prepared_tcc_or_xa_is_not_a_server_error);
+    test_add(&g, api_body_over_the_limit_is_413_and_stores_nothing);
+    test_add(&g, api_unknown_extra_keys_are_tolerated);
+    test_add(&g, api_second_submit_of_a_saga_never_runs_a_branch_twice);
+    test_add(&g, api_register_branch_needs_a_prepared_global);
+    test_add(&g, api_topics_and_kv);
+    test_add(&g, api_server_stays_healthy_after_bad_input);
     return run_suite(s);
 }

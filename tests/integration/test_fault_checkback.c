@@ -392,10 +392,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_checkback");
-    TCase *tc = tcase_create("checkback");
+    test_group g = {.suite = s};
     int n = matrix_size();
-    tcase_set_timeout(tc, 200 + n / 5 + test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200));
-    tcase_add_test(tc, checkback_matrix_delivers_exactly_the_committed);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 200 + n / 5 + test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200);
+    test_add(&g, checkback_matrix_delivers_exactly_the_committed);
     return run_suite(s);
 }

@@ -765,12 +765,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_duplicates");
-    TCase *tc = tcase_create("duplicates");
+    test_group g = {.suite = s};
     int n = test_env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
-    tcase_set_timeout(tc, 240 + n);
-    tcase_add_test(tc, same_transaction_submitted_twice_at_once);
-    tcase_add_test(tc, kafka_submit_message_delivered_twice);
-    tcase_add_test(tc, worker_replies_twice_late_and_after_the_end);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 240 + n;
+    test_add(&g, same_transaction_submitted_twice_at_once);
+    test_add(&g, kafka_submit_message_delivered_twice);
+    test_add(&g, worker_replies_twice_late_and_after_the_end);
     return run_suite(s);
 }

@@ -131,10 +131,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_kill9");
-    TCase *tc = tcase_create("kill9");
+    test_group g = {.suite = s};
     int tx = fb_env_int("DTMQ_FAULT_TRANSACTIONS", 150), kills = fb_env_int("DTMQ_FAULT_KILLS", 7);
-    tcase_set_timeout(tc, 180 + 10 * kills + tx / 5);
-    tcase_add_test(tc, invariants_hold_under_repeated_kill9);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 180 + 10 * kills + tx / 5;
+    test_add(&g, invariants_hold_under_repeated_kill9);
     return run_suite(s);
 }

@@ -357,15 +357,13 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("kafka");
-    TCase *tc = tcase_create("kafka");
-    tcase_set_timeout(tc, 150);
-    tcase_add_test(tc, kafka_submit_runs_the_saga_and_replies);
-    tcase_add_test(tc, bad_messages_go_to_the_dlq_and_do_not_stall);
-    tcase_add_test(tc, kafka_branches_are_decided_by_worker_replies);
-    tcase_add_test(tc, msg_kafka_branch_succeeds_on_publish_and_events_are_published);
-    tcase_add_test(tc, replies_for_unknown_gids_are_counted_not_applied);
-    tcase_add_test(tc, kill_9_while_consuming_loses_nothing);
-    tcase_add_test(tc, embedded_kafka_takes_submit_messages);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 150};
+    test_add(&g, kafka_submit_runs_the_saga_and_replies);
+    test_add(&g, bad_messages_go_to_the_dlq_and_do_not_stall);
+    test_add(&g, kafka_branches_are_decided_by_worker_replies);
+    test_add(&g, msg_kafka_branch_succeeds_on_publish_and_events_are_published);
+    test_add(&g, replies_for_unknown_gids_are_counted_not_applied);
+    test_add(&g, kill_9_while_consuming_loses_nothing);
+    test_add(&g, embedded_kafka_takes_submit_messages);
     return run_suite(s);
 }

@@ -604,23 +604,21 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("msg");
-    TCase *tc = tcase_create("msg");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, msg_prepare_then_submit_delivers_actions_in_order);
-    tcase_add_test(tc, msg_submit_without_prepare_delivers);
-    tcase_add_test(tc, msg_concurrent_actions_go_out_at_once);
-    tcase_add_test(tc, msg_action_error_is_retried_until_success);
-    tcase_add_test(tc, msg_action_failure_is_retried_never_rolled_back);
-    tcase_add_test(tc, msg_delay_holds_actions_back);
-    tcase_add_test(tc, msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back);
-    tcase_add_test(tc, msg_unsubmitted_is_checked_back_and_committed_on_success);
-    tcase_add_test(tc, msg_check_back_failure_fails_without_any_action);
-    tcase_add_test(tc, msg_check_back_ongoing_asks_again_later);
-    tcase_add_test(tc, msg_abort_of_prepared_fails_without_calls);
-    tcase_add_test(tc, msg_check_back_matrix);
-    tcase_add_test(tc, msg_topic_fans_out_to_every_subscriber);
-    tcase_add_test(tc, msg_unknown_topic_and_missing_query_prepared_are_rejected);
-    tcase_add_test(tc, msg_survives_kill_9_with_an_action_in_flight);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, msg_prepare_then_submit_delivers_actions_in_order);
+    test_add(&g, msg_submit_without_prepare_delivers);
+    test_add(&g, msg_concurrent_actions_go_out_at_once);
+    test_add(&g, msg_action_error_is_retried_until_success);
+    test_add(&g, msg_action_failure_is_retried_never_rolled_back);
+    test_add(&g, msg_delay_holds_actions_back);
+    test_add(&g, msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back);
+    test_add(&g, msg_unsubmitted_is_checked_back_and_committed_on_success);
+    test_add(&g, msg_check_back_failure_fails_without_any_action);
+    test_add(&g, msg_check_back_ongoing_asks_again_later);
+    test_add(&g, msg_abort_of_prepared_fails_without_calls);
+    test_add(&g, msg_check_back_matrix);
+    test_add(&g, msg_topic_fans_out_to_every_subscriber);
+    test_add(&g, msg_unknown_topic_and_missing_query_prepared_are_rejected);
+    test_add(&g, msg_survives_kill_9_with_an_action_in_flight);
     return run_suite(s);
 }

@@ -270,16 +270,14 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("saga");
-    TCase *tc = tcase_create("saga");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, saga_success_calls_actions_in_order_with_dtm_parameters);
-    tcase_add_test(tc, saga_failure_compensates_in_reverse_including_the_failed_step);
-    tcase_add_test(tc, saga_ongoing_and_errors_are_retried_until_success);
-    tcase_add_test(tc, saga_timeout_rolls_back_what_may_have_run);
-    tcase_add_test(tc, saga_retry_limit_aborts);
-    tcase_add_test(tc, saga_concurrent_orders_wait_for_dependencies);
-    tcase_add_test(tc, saga_failing_compensation_is_retried_flagged_and_alerted);
-    tcase_add_test(tc, saga_survives_kill_9_in_the_middle);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, saga_success_calls_actions_in_order_with_dtm_parameters);
+    test_add(&g, saga_failure_compensates_in_reverse_including_the_failed_step);
+    test_add(&g, saga_ongoing_and_errors_are_retried_until_success);
+    test_add(&g, saga_timeout_rolls_back_what_may_have_run);
+    test_add(&g, saga_retry_limit_aborts);
+    test_add(&g, saga_concurrent_orders_wait_for_dependencies);
+    test_add(&g, saga_failing_compensation_is_retried_flagged_and_alerted);
+    test_add(&g, saga_survives_kill_9_in_the_middle);
     return run_suite(s);
 }

@@ -90,9 +90,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("scaleout");
-    TCase *tc = tcase_create("scaleout");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, three_processes_one_killed_every_transaction_ends);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 240};
+    test_add(&g, three_processes_one_killed_every_transaction_ends);
     return run_suite(s);
 }

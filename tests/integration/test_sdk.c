@@ -1244,33 +1244,28 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("sdk");
-    TCase *local = tcase_create("local");
-    tcase_add_test(local, bodies_are_byte_for_byte_those_of_dtm_go_sdk);
-    tcase_add_test(local, branch_helpers_read_queries_and_map_results);
-    tcase_add_test(local, unreachable_server_names_the_url);
-    tcase_add_test(local, kafka_without_a_broker_is_unreachable);
-    suite_add_tcase(s, local);
+    test_group local = {.suite = s};
+    test_add(&local, bodies_are_byte_for_byte_those_of_dtm_go_sdk);
+    test_add(&local, branch_helpers_read_queries_and_map_results);
+    test_add(&local, unreachable_server_names_the_url);
+    test_add(&local, kafka_without_a_broker_is_unreachable);
 
-    TCase *e2e = tcase_create("e2e");
-    tcase_set_timeout(e2e, 90);
-    tcase_add_test(e2e, saga_success_with_a_gid_from_the_server);
-    tcase_add_test(e2e, saga_failure_returns_failure_and_compensates);
-    tcase_add_test(e2e, saga_concurrent_orders_run_steps_together_then_the_dependent);
-    tcase_add_test(e2e, msg_do_and_submit_delivers_when_the_local_transaction_commits);
-    tcase_add_test(e2e, msg_do_and_submit_aborts_when_the_local_transaction_fails);
-    tcase_add_test(e2e, msg_do_and_submit_asks_query_prepared_when_the_outcome_is_unknown);
-    tcase_add_test(e2e, tcc_two_branches_then_submit_confirms_both);
-    tcase_add_test(e2e, tcc_try_failure_then_abort_cancels);
-    tcase_add_test(e2e, xa_branch_registers_itself_and_is_committed);
-    tcase_add_test(e2e, workflow_prepare_record_finish_and_progresses);
-    tcase_add_test(e2e, every_option_reaches_the_server);
-    tcase_add_test(e2e, server_failure_ongoing_and_bad_input_are_told_apart);
-    tcase_add_test(e2e, invalid_options_are_refused_before_anything_is_sent);
-    suite_add_tcase(s, e2e);
+    test_group e2e = {.suite = s, .timeout_s = 90};
+    test_add(&e2e, saga_success_with_a_gid_from_the_server);
+    test_add(&e2e, saga_failure_returns_failure_and_compensates);
+    test_add(&e2e, saga_concurrent_orders_run_steps_together_then_the_dependent);
+    test_add(&e2e, msg_do_and_submit_delivers_when_the_local_transaction_commits);
+    test_add(&e2e, msg_do_and_submit_aborts_when_the_local_transaction_fails);
+    test_add(&e2e, msg_do_and_submit_asks_query_prepared_when_the_outcome_is_unknown);
+    test_add(&e2e, tcc_two_branches_then_submit_confirms_both);
+    test_add(&e2e, tcc_try_failure_then_abort_cancels);
+    test_add(&e2e, xa_branch_registers_itself_and_is_committed);
+    test_add(&e2e, workflow_prepare_record_finish_and_progresses);
+    test_add(&e2e, every_option_reaches_the_server);
+    test_add(&e2e, server_failure_ongoing_and_bad_input_are_told_apart);
+    test_add(&e2e, invalid_options_are_refused_before_anything_is_sent);
 
-    TCase *kafka = tcase_create("kafka");
-    tcase_set_timeout(kafka, 120);
-    tcase_add_test(kafka, kafka_submission_runs_saga_and_msg);
-    suite_add_tcase(s, kafka);
+    test_group kafka = {.suite = s, .timeout_s = 120};
+    test_add(&kafka, kafka_submission_runs_saga_and_msg);
     return run_suite(s);
 }

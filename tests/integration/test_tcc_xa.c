@@ -636,26 +636,24 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("tcc_xa");
-    TCase *tc = tcase_create("tcc_xa");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, tcc_submit_confirms_in_reverse_registration_order);
-    tcase_add_test(tc, tcc_abort_cancels_in_reverse_and_keeps_the_reason);
-    tcase_add_test(tc, tcc_prepared_never_submitted_is_cancelled_after_the_timeout);
-    tcase_add_test(tc, tcc_confirm_error_is_retried_until_success);
-    tcase_add_test(tc, tcc_confirm_failure_is_retried_not_rolled_back);
-    tcase_add_test(tc, tcc_registering_the_same_branch_again_is_a_no_op);
-    tcase_add_test(tc, tcc_register_branch_on_unknown_gid_is_409);
-    tcase_add_test(tc, tcc_register_branch_with_a_non_string_value_is_400);
-    tcase_add_test(tc, tcc_register_branch_after_submit_is_409_with_a_message);
-    tcase_add_test(tc, tcc_second_submit_is_accepted_and_confirms_nothing_twice);
-    tcase_add_test(tc, tcc_abort_of_a_succeeded_transaction_is_409);
-    tcase_add_test(tc, tcc_wait_result_submit_answers_after_the_confirms);
-    tcase_add_test(tc, tcc_survives_kill_9_while_a_confirm_is_in_flight);
-    tcase_add_test(tc, xa_submit_commits_forward_always_with_post);
-    tcase_add_test(tc, xa_abort_rolls_back_forward);
-    tcase_add_test(tc, tcc_confirm_ongoing_is_asked_again);
-    tcase_add_test(tc, xa_prepared_never_submitted_rolls_back_after_the_timeout);
-    tcase_add_test(tc, xa_commit_ongoing_is_asked_again);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, tcc_submit_confirms_in_reverse_registration_order);
+    test_add(&g, tcc_abort_cancels_in_reverse_and_keeps_the_reason);
+    test_add(&g, tcc_prepared_never_submitted_is_cancelled_after_the_timeout);
+    test_add(&g, tcc_confirm_error_is_retried_until_success);
+    test_add(&g, tcc_confirm_failure_is_retried_not_rolled_back);
+    test_add(&g, tcc_registering_the_same_branch_again_is_a_no_op);
+    test_add(&g, tcc_register_branch_on_unknown_gid_is_409);
+    test_add(&g, tcc_register_branch_with_a_non_string_value_is_400);
+    test_add(&g, tcc_register_branch_after_submit_is_409_with_a_message);
+    test_add(&g, tcc_second_submit_is_accepted_and_confirms_nothing_twice);
+    test_add(&g, tcc_abort_of_a_succeeded_transaction_is_409);
+    test_add(&g, tcc_wait_result_submit_answers_after_the_confirms);
+    test_add(&g, tcc_survives_kill_9_while_a_confirm_is_in_flight);
+    test_add(&g, xa_submit_commits_forward_always_with_post);
+    test_add(&g, xa_abort_rolls_back_forward);
+    test_add(&g, tcc_confirm_ongoing_is_asked_again);
+    test_add(&g, xa_prepared_never_submitted_rolls_back_after_the_timeout);
+    test_add(&g, xa_commit_ongoing_is_asked_again);
     return run_suite(s);
 }

@@ -332,15 +332,13 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("workflow");
-    TCase *tc = tcase_create("workflow");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, workflow_fresh_prepare_returns_no_progresses);
-    tcase_add_test(tc, workflow_registered_steps_come_back_as_progresses);
-    tcase_add_test(tc, workflow_submit_succeed_stores_the_result);
-    tcase_add_test(tc, workflow_submit_failed_keeps_the_rollback_reason);
-    tcase_add_test(tc, workflow_submit_of_an_unknown_gid_is_409);
-    tcase_add_test(tc, workflow_left_prepared_is_resumed_until_submitted);
-    tcase_add_test(tc, workflow_survives_kill_9_while_a_resume_is_in_flight);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, workflow_fresh_prepare_returns_no_progresses);
+    test_add(&g, workflow_registered_steps_come_back_as_progresses);
+    test_add(&g, workflow_submit_succeed_stores_the_result);
+    test_add(&g, workflow_submit_failed_keeps_the_rollback_reason);
+    test_add(&g, workflow_submit_of_an_unknown_gid_is_409);
+    test_add(&g, workflow_left_prepared_is_resumed_until_submitted);
+    test_add(&g, workflow_survives_kill_9_while_a_resume_is_in_flight);
     return run_suite(s);
 }

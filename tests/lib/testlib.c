@@ -271,6 +271,20 @@ int http_do_raw_auth(const char *method, const char *url, const char *body,
     return (int)status;
 }
 
+TCase *test_group_add(const test_group *g, const TTest *test, int start, int end)
+{
+    TCase *tc = tcase_create(test->name);
+    if (g->timeout_s > 0)
+        tcase_set_timeout(tc, g->timeout_s);
+    if (g->setup != NULL || g->teardown != NULL)
+        tcase_add_checked_fixture(tc, g->setup, g->teardown);
+    if (g->usetup != NULL || g->uteardown != NULL)
+        tcase_add_unchecked_fixture(tc, g->usetup, g->uteardown);
+    _tcase_add_test(tc, test, 0, 0, start, end);
+    suite_add_tcase(g->suite, tc);
+    return tc;
+}
+
 int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -1006,38 +1006,33 @@ int main(void)
 {
     Suite *s = suite_create("http_dispatch");
 
-    TCase *pure = tcase_create("pure");
-    tcase_set_timeout(pure, 60);
-    tcase_add_test(pure, outcome_names);
-    tcase_add_test(pure, branch_url_without_query);
-    tcase_add_test(pure, branch_url_with_query);
-    tcase_add_test(pure, branch_url_escapes_values);
-    tcase_add_test(pure, start_and_stop_idle);
-    tcase_add_test(pure, rejects_invalid_calls);
-    tcase_add_test(pure, connection_refused_is_error);
-    tcase_add_test(pure, unsupported_scheme_is_error);
-    suite_add_tcase(s, pure);
+    test_group pure = {.suite = s, .timeout_s = 60};
+    test_add(&pure, outcome_names);
+    test_add(&pure, branch_url_without_query);
+    test_add(&pure, branch_url_with_query);
+    test_add(&pure, branch_url_escapes_values);
+    test_add(&pure, start_and_stop_idle);
+    test_add(&pure, rejects_invalid_calls);
+    test_add(&pure, connection_refused_is_error);
+    test_add(&pure, unsupported_scheme_is_error);
 
-    TCase *server = tcase_create("server");
-    tcase_add_checked_fixture(server, srv_start, srv_stop);
-    tcase_set_timeout(server, 120);
-    tcase_add_loop_test(server, classifies_answer, 0, (int)(sizeof(classify_cases) / sizeof(classify_cases[0])));
-    tcase_add_test(server, big_answer_is_truncated_and_classified);
-    tcase_add_test(server, timeout_is_error);
-    tcase_add_test(server, post_sends_exact_bytes_headers_and_query);
-    tcase_add_test(server, post_sends_large_binary_body);
-    tcase_add_test(server, post_without_body_sends_empty_body);
-    tcase_add_test(server, post_keeps_callers_content_type);
-    tcase_add_test(server, get_sends_no_body);
-    tcase_add_test(server, caller_may_free_call_after_submit);
-    tcase_add_test(server, connections_are_reused);
-    tcase_add_test(server, submit_wakes_idle_dispatcher);
-    tcase_add_test(server, many_calls_run_concurrently);
-    tcase_add_test(server, max_in_flight_queues_the_rest);
-    tcase_add_test(server, stop_completes_running_and_queued_calls);
-    tcase_add_test(server, callback_may_submit);
-    tcase_add_test(server, submit_from_many_threads);
-    suite_add_tcase(s, server);
+    test_group server = {.suite = s, .setup = srv_start, .teardown = srv_stop, .timeout_s = 120};
+    test_add_loop(&server, classifies_answer, 0, (int)(sizeof(classify_cases) / sizeof(classify_cases[0])));
+    test_add(&server, big_answer_is_truncated_and_classified);
+    test_add(&server, timeout_is_error);
+    test_add(&server, post_sends_exact_bytes_headers_and_query);
+    test_add(&server, post_sends_large_binary_body);
+    test_add(&server, post_without_body_sends_empty_body);
+    test_add(&server, post_keeps_callers_content_type);
+    test_add(&server, get_sends_no_body);
+    test_add(&server, caller_may_free_call_after_submit);
+    test_add(&server, connections_are_reused);
+    test_add(&server, submit_wakes_idle_dispatcher);
+    test_add(&server, many_calls_run_concurrently);
+    test_add(&server, max_in_flight_queues_the_rest);
+    test_add(&server, stop_completes_running_and_queued_calls);
+    test_add(&server, callback_may_submit);
+    test_add(&server, submit_from_many_threads);
 
     return run_suite(s);
 }
