@@ -43,19 +43,6 @@ static void env_stop(api_env *env)
     busi_stop(env->svc);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Calls dtmq (formatted path); asserts the status; returns the JSON body (caller decrefs). */
 static json_t *call(const api_env *env, const char *method, const char *body, int want_status,
                     const char *path_fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -170,7 +157,7 @@ static void wait_retry_count(const api_env *env, const char *gid, int n)
         json_decref(q);
         if (count >= n)
             return;
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     ck_abort_msg("gid %s: retry_count never reached %d", gid, n);
 }
@@ -290,9 +277,9 @@ START_TEST(api_all_pages_and_filters)
         e2e_gid(sagas[i], sizeof(sagas[i]), "page");
         submit_saga(&env, sagas[i], 1, 0, json_pack("{s:b}", "wait_result", 1), 200);
     }
-    sleep_ms(20);
-    long long mid = now_ms();
-    sleep_ms(20);
+    test_sleep_ms(20);
+    long long mid = test_wall_ms();
+    test_sleep_ms(20);
     char qp[256];
     snprintf(qp, sizeof(qp), "%s/api/QueryPrepared", busi_url(env.svc));
     for (int i = 0; i < MSGS; i++) {
@@ -425,7 +412,7 @@ START_TEST(api_force_stop_of_a_running_saga_stops_its_branch_calls)
     json_t *j = call(&env, "POST", body, 200, "/api/dtmsvr/forceStop");
     json_decref(j);
     assert_status(&env, env.gid, "failed");
-    sleep_ms(300); /* a call already on the wire may still land */
+    test_sleep_ms(300); /* a call already on the wire may still land */
     int calls = busi_count(env.svc, NULL, env.gid, NULL);
     ck_assert_int_eq(busi_wait(env.svc, NULL, env.gid, NULL, calls + 1, 3500), calls);
     ck_assert_int_eq(busi_count(env.svc, "/api/Step2", NULL, NULL), 0);

@@ -43,19 +43,6 @@
 
 /* ---- common helpers -------------------------------------------------------- */
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A gid nobody used before: prefix, pid, counter, clock. */
 static void new_gid(char *buf, size_t len, const char *prefix)
 {
@@ -220,7 +207,7 @@ static dtmq_business_result pg_account_fn(void *arg, PGconn *db, char *err, size
     account_op *op = arg;
     atomic_fetch_add(&op->calls, 1);
     if (op->sleep_ms > 0)
-        sleep_ms(op->sleep_ms);
+        test_sleep_ms(op->sleep_ms);
     if (op->bad_sql) {
         PQclear(PQexec(db, "SELECT no_such_column FROM barrier_test.account"));
         return DTMQ_BUSINESS_OK;
@@ -358,7 +345,7 @@ static dtmq_business_result mongo_account_fn(void *arg, const dtmq_barrier_mongo
     account_op *op = arg;
     atomic_fetch_add(&op->calls, 1);
     if (op->sleep_ms > 0)
-        sleep_ms(op->sleep_ms);
+        test_sleep_ms(op->sleep_ms);
     if (!op->skip_write) {
         bson_t opts = BSON_INITIALIZER, reply;
         if (dtmq_barrier_mongo_write_opts(tx, &opts, err, errlen) != 0) {
@@ -459,10 +446,10 @@ static void *deliver_thread(void *arg)
         pthread_barrier_wait(d->start);
     if (!d->setup_failed) {
         if (d->delay_ms > 0)
-            sleep_ms(d->delay_ms);
+            test_sleep_ms(d->delay_ms);
         d->first = d->last = deliver_once(d, pg, mc);
         while (d->retry_while_busy && d->last == DTMQ_BARRIER_DB_ERROR && d->attempts < 100) {
-            sleep_ms(50);
+            test_sleep_ms(50);
             d->last = deliver_once(d, pg, mc);
         }
         d->balance_at_answer = balance_now(d, pg, mc);
@@ -977,14 +964,14 @@ static void pg_query_prepared_during_local_tx(dtmq_business_result fate, int wan
     snprintf(q.gid, sizeof(q.gid), "%s", gid);
     delivery d = {.mongo = false, .b = m, .op = &op};
     pthread_t local, asker;
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     ck_assert_int_eq(pthread_create(&local, NULL, deliver_thread, &d), 0);
-    while (atomic_load(&op.calls) == 0 && mono_ms() - t0 < 5000)
-        sleep_ms(5); /* the local transaction holds the msg row now */
+    while (atomic_load(&op.calls) == 0 && test_now_ms() - t0 < 5000)
+        test_sleep_ms(5); /* the local transaction holds the msg row now */
     ck_assert_int_eq(atomic_load(&op.calls), 1);
     ck_assert_int_eq(pthread_create(&asker, NULL, qp_thread, &q), 0);
     pthread_join(asker, NULL);
-    long long waited = mono_ms() - t0;
+    long long waited = test_now_ms() - t0;
     pthread_join(local, NULL);
     ck_assert_msg(!d.setup_failed, "%s", d.err);
     ck_assert_msg(q.status == want_status, "query_prepared %d, want %d (%s)", q.status,

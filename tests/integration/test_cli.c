@@ -48,19 +48,6 @@ static void cli_result_free(cli_result *r)
     free(r->err);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The environment of the child: ours without DTMQ_SERVER/DTMQ_ADMIN_TOKEN,
  * plus extra ("NAME=value", NULL-terminated, may be NULL). Built before fork
  * so the child only calls async-signal-safe functions. */
@@ -88,7 +75,7 @@ static int wait_child(pid_t pid)
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -304,7 +291,7 @@ static void wait_idle(const cli_env *env, const char *gid)
 {
     char owner[128] = "?";
     for (int i = 0; i < 200 && trans_field(env, gid, "owner", owner, sizeof(owner))[0] != '\0'; i++)
-        sleep_ms(50);
+        test_sleep_ms(50);
     ck_assert_msg(owner[0] == '\0', "%s is still leased by %s", gid, owner);
 }
 
@@ -576,9 +563,9 @@ START_TEST(list_since_and_until_filter_by_create_time)
     e2e_gid(before, sizeof(before), "b");
     e2e_gid(after, sizeof(after), "a");
     create_done_saga(&env, before);
-    sleep_ms(150);
-    long long cut = now_ms();
-    sleep_ms(150);
+    test_sleep_ms(150);
+    long long cut = test_wall_ms();
+    test_sleep_ms(150);
     create_done_saga(&env, after);
 
     format_rfc3339(cut, 0, tbuf, sizeof(tbuf)); /* 2026-11-21T10:00:00.123Z */
@@ -771,7 +758,7 @@ START_TEST(retry_calls_a_waiting_branch_now)
     wait_idle(&env, gid);
     long long due = 0;
     ck_assert_int_eq(cli_parse_time(trans_field(&env, gid, "next_cron_time", next, sizeof(next)), &due), 0);
-    ck_assert_int_gt(due, now_ms() + 30000); /* left alone, the next call is far away */
+    ck_assert_int_gt(due, test_wall_ms() + 30000); /* left alone, the next call is far away */
     int calls = busi_count(env.svc, "/api/Stuck", gid, "action");
 
     cli_result r = CLI(env.dtmq.base_url, "retry", gid);
@@ -885,9 +872,9 @@ START_TEST(a_server_slower_than_timeout_exits_3)
     busi *slow = busi_start();
     ck_assert_ptr_nonnull(slow);
     busi_rule(slow, "/api/dtmsvr/query", NULL, NULL, 200, NULL, 5000, -1);
-    long long start = now_ms();
+    long long start = test_wall_ms();
     cli_result r = CLI(busi_url(slow), "query", "g1", "--timeout", "1");
-    long long took = now_ms() - start;
+    long long took = test_wall_ms() - start;
     ASSERT_EXIT(r, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "Timeout was reached"));
     ck_assert_int_lt(took, 4000);

@@ -53,7 +53,7 @@ static void *killer(void *arg)
 {
     killer_ctx *k = arg;
     for (int i = 0; i < k->kills_wanted; i++) {
-        fb_sleep_ms(500 + fb_rand(k->bank, 1501));
+        test_sleep_ms(500 + fb_rand(k->bank, 1501));
         fb_set_dtmq(k->bank, 0, NULL);
         int rc = dtmq_stop(&k->dtmq, SIGKILL, 10);
         if (rc != 128 + SIGKILL)

@@ -286,8 +286,7 @@ START_TEST(replies_for_unknown_gids_are_counted_not_applied)
         json_t *info = e2e_call(&env.dtmq, "GET", "/api/info", NULL, &status);
         unknown = (long)json_integer_value(json_object_get(json_object_get(info, "kafka_ingress"), "replies_unknown"));
         json_decref(info);
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
+        test_sleep_ms(100);
     }
     ck_assert_int_eq(unknown, 2);
     int status;

@@ -46,13 +46,6 @@ static void env_stop(msg_env *env)
     busi_stop(env->svc);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* busi's URL for path, in buf. */
 static const char *svc_url(const msg_env *env, const char *path, char *buf, size_t len)
 {
@@ -306,7 +299,7 @@ START_TEST(msg_delay_holds_actions_back)
     msg_env env;
     env_start(&env, NULL);
     char *body = msg_body(&env, env.gid, 1, json_pack("{s:s}", "custom_data", "{\"delay\":2}"));
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     e2e_post_expect(&env.dtmq, "submit", body, 200);
     assert_status(&env, env.gid, "submitted");
     ck_assert_int_eq(busi_wait(env.svc, "/api/Msg1", NULL, NULL, 1, 10000), 1);
@@ -331,7 +324,7 @@ START_TEST(msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back)
     char body[256];
     snprintf(body, sizeof(body), "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"custom_data\":\"{\\\"delay\\\":2}\"}",
              env.gid);
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     e2e_post_expect(&env.dtmq, "submit", body, 200);
     ck_assert_int_eq(busi_wait(env.svc, "/api/Msg1", NULL, NULL, 1, 10000), 1);
     busi_call *calls;
@@ -350,7 +343,7 @@ START_TEST(msg_unsubmitted_is_checked_back_and_committed_on_success)
 {
     msg_env env;
     env_start(&env, NULL);
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     prepare(&env, env.gid, 2, NULL);
     ck_assert_int_eq(busi_wait(env.svc, QUERY_PREPARED, NULL, NULL, 1, 15000), 1);
     e2e_wait_status(&env.dtmq, env.gid, "succeed", 15);

@@ -680,8 +680,7 @@ START_TEST(worker_stops_from_the_handler_and_from_another_thread)
     run_arg a = {w, -2};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, run_unbounded, &a), 0);
-    struct timespec pause = {0, 300 * 1000000L};
-    nanosleep(&pause, NULL);
+    test_sleep_ms(300);
     dtmq_worker_stop(w);
     pthread_join(t, NULL);
     ck_assert_int_eq(a.result, 0);

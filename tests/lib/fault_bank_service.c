@@ -17,6 +17,7 @@
 
 #include <dtmq/dtmq_worker.h>
 #include "fault_bank_internal.h"
+#include "testlib.h"
 
 
 /* ---- the bank service --------------------------------------------------- */
@@ -121,7 +122,7 @@ static int handle_branch(fault_bank *b, const char *path, const char *gid, const
         err_after = m == 3;
     }
     if ((int)fb_rand(b, 100) < delay_pct)
-        fb_sleep_ms(delay_ms); /* longer than RequestTimeout: dtmq gives up and retries */
+        test_sleep_ms(delay_ms); /* longer than RequestTimeout: dtmq gives up and retries */
 
     int status = 200;
     pthread_mutex_lock(&b->svc_mu);
@@ -272,7 +273,7 @@ static void *worker_main(void *arg)
             w = worker_new(b, err, sizeof(err));
             if (w == NULL) {
                 fprintf(stderr, "fault_bank: worker: %s\n", err);
-                fb_sleep_ms(500);
+                test_sleep_ms(500);
                 continue;
             }
             pthread_mutex_lock(&b->w_mu);
@@ -287,7 +288,7 @@ static void *worker_main(void *arg)
             b->worker = NULL;
             pthread_mutex_unlock(&b->w_mu);
             dtmq_worker_free(w);
-            fb_sleep_ms(500);
+            test_sleep_ms(500);
         }
     }
     return NULL;

@@ -30,27 +30,6 @@ enum {
 
 /* ---- clocks ------------------------------------------------------------ */
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 /* ---- the test server --------------------------------------------------
  *
  * libmicrohttpd with a small thread pool. /slow must not hold a worker for
@@ -168,7 +147,7 @@ static enum MHD_Result srv_slow(struct MHD_Connection *conn, request_state *st)
     }
     st->slow_counted = true;
     st->conn = conn;
-    st->resume_at = mono_ms() + SLOW_MS;
+    st->resume_at = test_now_ms() + SLOW_MS;
     MHD_suspend_connection(conn); /* before the resumer can see it */
     pthread_mutex_lock(&srv.lock);
     st->next = srv.suspended;
@@ -183,7 +162,7 @@ static enum MHD_Result srv_slow(struct MHD_Connection *conn, request_state *st)
  * A resumed request may complete and be freed at once: not touched after. */
 static long long srv_resume_due(void)
 {
-    long long now = mono_ms(), next = -1;
+    long long now = test_now_ms(), next = -1;
     request_state **link = &srv.suspended;
     while (*link != NULL) {
         request_state *st = *link;
@@ -357,9 +336,9 @@ static void srv_start(void)
 static void srv_stop(void)
 {
     srv_stop_resumer();
-    long long deadline = mono_ms() + 10000;
-    while (atomic_load(&srv.slow_now) > 0 && mono_ms() < deadline)
-        sleep_ms(5);
+    long long deadline = test_now_ms() + 10000;
+    while (atomic_load(&srv.slow_now) > 0 && test_now_ms() < deadline)
+        test_sleep_ms(5);
     if (srv.daemon != NULL)
         MHD_stop_daemon(srv.daemon);
     srv.daemon = NULL;
@@ -582,9 +561,9 @@ static const classify_case classify_cases[] = {
 START_TEST(classifies_answer)
 {
     const classify_case *c = &classify_cases[_i];
-    long long before = wall_ms();
+    long long before = test_wall_ms();
     collector *col = call_path("POST", c->path);
-    long long after = wall_ms();
+    long long after = test_wall_ms();
     call_slot *s = &col->slots[0];
     ck_assert_msg(s->outcome == c->outcome, "%s: outcome %s, want %s", c->path, dispatch_outcome_name(s->outcome),
                   dispatch_outcome_name(c->outcome));
@@ -743,8 +722,8 @@ START_TEST(submit_wakes_idle_dispatcher)
     http_dispatch *d = http_dispatch_start(4);
     char *url = srv_url("/ok");
     for (int i = 0; i < col->n; i++) {
-        sleep_ms(200); /* let the dispatcher go idle */
-        long long submitted = wall_ms();
+        test_sleep_ms(200); /* let the dispatcher go idle */
+        long long submitted = test_wall_ms();
         ck_assert_int_eq(submit_to(d, &col->slots[i], "GET", url, NULL, 0, NULL, TEST_TIMEOUT_MS), 0);
         ck_assert_int_eq(collector_wait(col, i + 1, WAIT_MS), i + 1);
         ck_assert_int_eq(col->slots[i].outcome, DISPATCH_SUCCESS);
@@ -797,10 +776,10 @@ START_TEST(many_calls_run_concurrently)
     enum { N = 200 };
     collector *col = collector_new(N);
     http_dispatch *d = http_dispatch_start(256);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     submit_many(d, col, "GET", "/slow", 30000);
     ck_assert_int_eq(collector_wait(col, N, 60000), N);
-    long long took = mono_ms() - t0;
+    long long took = test_now_ms() - t0;
     ck_assert_int_eq(http_dispatch_pending(d), 0);
     http_dispatch_stop(d);
     assert_each_called_once(col);
@@ -818,11 +797,11 @@ START_TEST(max_in_flight_queues_the_rest)
     enum { N = 6 };
     collector *col = collector_new(N);
     http_dispatch *d = http_dispatch_start(2);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     submit_many(d, col, "GET", "/slow", 30000);
     ck_assert_int_eq(http_dispatch_pending(d), N);
     ck_assert_int_eq(collector_wait(col, N, 60000), N);
-    long long took = mono_ms() - t0;
+    long long took = test_now_ms() - t0;
     ck_assert_int_eq(http_dispatch_pending(d), 0);
     http_dispatch_stop(d);
     assert_each_called_once(col);
@@ -837,9 +816,9 @@ END_TEST
 /* Waits until the server has received n /slow requests. */
 static void wait_slow_hits(int n)
 {
-    long long deadline = mono_ms() + WAIT_MS;
-    while (srv_count(&srv.slow_hits) < n && mono_ms() < deadline)
-        sleep_ms(10);
+    long long deadline = test_now_ms() + WAIT_MS;
+    while (srv_count(&srv.slow_hits) < n && test_now_ms() < deadline)
+        test_sleep_ms(10);
     ck_assert_int_eq(srv_count(&srv.slow_hits), n);
 }
 
@@ -853,9 +832,9 @@ START_TEST(stop_completes_running_and_queued_calls)
     submit_many(d, col, "GET", "/slow", 30000);
     wait_slow_hits(2); /* two in flight, three queued */
     ck_assert_int_eq(http_dispatch_pending(d), N);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     http_dispatch_stop(d);
-    long long took = mono_ms() - t0;
+    long long took = test_now_ms() - t0;
     ck_assert_int_eq(collector_wait(col, N, 0), N); /* all done before stop returned */
     assert_each_called_once(col);
     for (int i = 0; i < N; i++) {
