@@ -27,6 +27,7 @@
 
 #include "cli.h"
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
 extern char **environ;
@@ -222,29 +223,7 @@ static bool has_gid(char gids[][64], int n, const char *gid)
 
 /* ---- the server side ------------------------------------------------------- */
 
-typedef struct cli_env {
-    dtmq_proc dtmq;
-    char store[512];
-    busi *svc; /* NULL unless the test started one */
-} cli_env;
-
-static void env_start(cli_env *env, bool with_busi, const char *const *extra_args)
-{
-    memset(env, 0, sizeof(*env));
-    if (with_busi) {
-        env->svc = busi_start();
-        ck_assert_ptr_nonnull(env->svc);
-    }
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, extra_args);
-}
-
-static void env_stop(cli_env *env)
-{
-    e2e_stop(&env->dtmq);
-    if (env->svc)
-        busi_stop(env->svc);
-}
+typedef e2e_env cli_env; /* svc NULL unless the test started it */
 
 /* A saga whose only step has empty URLs: it succeeds at once. */
 #define DONE_SAGA_FMT \
@@ -315,7 +294,7 @@ static void format_rfc3339(long long ms, int offset_min, char *buf, size_t len)
 START_TEST(query_prints_the_transaction_and_its_branches)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], v[256];
     e2e_gid(gid, sizeof(gid), "q");
     create_done_saga(&env, gid);
@@ -344,14 +323,14 @@ START_TEST(query_prints_the_transaction_and_its_branches)
     ck_assert_str_eq(cols[2], "prepared");
     ck_assert_str_eq(r.err, "");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(query_json_prints_the_servers_reply)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64];
     e2e_gid(gid, sizeof(gid), "qj");
     create_done_saga(&env, gid);
@@ -370,14 +349,14 @@ START_TEST(query_json_prints_the_servers_reply)
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(branches, 0), "branch_id")), "01");
     json_decref(j);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(query_of_an_unknown_gid_exits_4)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     cli_result r = CLI(env.dtmq.base_url, "query", "no-such-gid");
     ASSERT_EXIT(r, 4);
     ck_assert_str_eq(r.out, "");
@@ -391,14 +370,14 @@ START_TEST(query_of_an_unknown_gid_exits_4)
     ck_assert(json_is_null(json_object_get(j, "transaction")));
     json_decref(j);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(query_of_a_stuck_saga_shows_when_it_runs_next)
 {
     cli_env env;
-    env_start(&env, true, NULL);
+    e2e_env_start(&env, true, NULL, NULL);
     char gid[64], v[256], url[256];
     e2e_gid(gid, sizeof(gid), "qs");
     create_stuck_saga(&env, gid);
@@ -419,7 +398,7 @@ START_TEST(query_of_a_stuck_saga_shows_when_it_runs_next)
     snprintf(url, sizeof(url), "%s/api/Stuck", busi_url(env.svc));
     ck_assert_str_eq(cols[4], url);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -428,7 +407,7 @@ END_TEST
 START_TEST(list_shows_every_transaction_newest_first)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[3][64];
     for (int i = 0; i < 3; i++) {
         e2e_gid(gid[i], sizeof(gid[i]), "l");
@@ -449,14 +428,14 @@ START_TEST(list_shows_every_transaction_newest_first)
     ck_assert_str_eq(cols[4], "-"); /* finished: no next cron */
     ck_assert_str_eq(r.err, "");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(list_filters_by_status_type_and_gid)
 {
     cli_env env;
-    env_start(&env, true, NULL);
+    e2e_env_start(&env, true, NULL, NULL);
     char done1[64], done2[64], stuck[64], tcc[64], body[256];
     e2e_gid(done1, sizeof(done1), "d");
     e2e_gid(done2, sizeof(done2), "d");
@@ -500,14 +479,14 @@ START_TEST(list_filters_by_status_type_and_gid)
     ASSERT_EXIT(r, 0);
     ck_assert_str_eq(r.out, "no transactions\n");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(list_all_follows_every_page)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[5][64];
     for (int i = 0; i < 5; i++) {
         e2e_gid(gid[i], sizeof(gid[i]), "p");
@@ -551,14 +530,14 @@ START_TEST(list_all_follows_every_page)
     ck_assert_str_ne(json_string_value(json_object_get(j, "next_position")), "");
     json_decref(j);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(list_since_and_until_filter_by_create_time)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char before[64], after[64], tbuf[64], ms[32], got[8][64];
     e2e_gid(before, sizeof(before), "b");
     e2e_gid(after, sizeof(after), "a");
@@ -601,7 +580,7 @@ START_TEST(list_since_and_until_filter_by_create_time)
     ASSERT_EXIT(r, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "--since is later than --until"));
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -617,7 +596,7 @@ static char *saga_json(const char *gid)
 START_TEST(submit_from_a_file_creates_the_transaction)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], path[400], v[64];
     e2e_gid(gid, sizeof(gid), "sf");
     snprintf(path, sizeof(path), "%s/trans.json", env.dtmq.dir);
@@ -644,14 +623,14 @@ START_TEST(submit_from_a_file_creates_the_transaction)
     ck_assert_ptr_nonnull(strstr(r.err, "current status 'succeed', cannot submit"));
     cli_result_free(&r);
     free(text);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(submit_from_stdin_creates_the_transaction)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], v[64];
     e2e_gid(gid, sizeof(gid), "ss");
     char *text = saga_json(gid);
@@ -665,14 +644,14 @@ START_TEST(submit_from_stdin_creates_the_transaction)
     ck_assert_str_eq(field_value(r.out, "status:", v, sizeof(v)), "succeed");
     cli_result_free(&r);
     free(text);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(submit_of_bad_input_says_what_is_wrong)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     /* the server's 400, quoted */
     const char *bad_url = "{\"gid\":\"bad-url\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"ftp://x\"}]}";
     cli_result r = CLI_STDIN(env.dtmq.base_url, bad_url, "submit", "-");
@@ -700,7 +679,7 @@ START_TEST(submit_of_bad_input_says_what_is_wrong)
     ASSERT_EXIT(r, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "missing FILE|-"));
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -709,7 +688,7 @@ END_TEST
 START_TEST(force_stop_fails_a_stuck_saga)
 {
     cli_env env;
-    env_start(&env, true, NULL);
+    e2e_env_start(&env, true, NULL, NULL);
     char gid[64], st[32], v[128];
     e2e_gid(gid, sizeof(gid), "fs");
     create_stuck_saga(&env, gid);
@@ -725,14 +704,14 @@ START_TEST(force_stop_fails_a_stuck_saga)
     ck_assert_str_eq(field_value(r.out, "status:", v, sizeof(v)), "failed");
     ck_assert_str_eq(field_value(r.out, "rollback reason:", v, sizeof(v)), "force stopped by an operator");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(force_stop_of_a_finished_transaction_exits_1_with_the_servers_message)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], st[32];
     e2e_gid(gid, sizeof(gid), "ff");
     create_done_saga(&env, gid);
@@ -743,7 +722,7 @@ START_TEST(force_stop_of_a_finished_transaction_exits_1_with_the_servers_message
                                         "current status 'succeed', cannot forceStop"));
     cli_result_free(&r);
     ck_assert_str_eq(e2e_status(&env.dtmq, gid, st, sizeof(st)), "succeed");
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -751,7 +730,7 @@ START_TEST(retry_calls_a_waiting_branch_now)
 {
     cli_env env;
     const char *args[] = {"--retry-interval-max", "600", NULL}; /* keep the saga's 60 s */
-    env_start(&env, true, args);
+    e2e_env_start(&env, true, NULL, args);
     char gid[64], next[64];
     e2e_gid(gid, sizeof(gid), "r");
     create_stuck_saga(&env, gid);
@@ -774,7 +753,7 @@ START_TEST(retry_calls_a_waiting_branch_now)
     ASSERT_EXIT(r, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "409"));
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include "daemon/dispatch/http_dispatch.h"
+#include "stub_http.h"
 #include "testlib.h"
 
 enum {
@@ -316,17 +317,11 @@ static void srv_start(void)
     memset(&srv, 0, sizeof(srv));
     srv_start_resumer();
     for (int attempt = 0; attempt < 20 && srv.daemon == NULL; attempt++) {
-        int port = test_free_port();
-        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        srv.daemon = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                                          MHD_USE_ERROR_LOG,
-                                      (uint16_t)port, NULL, NULL, srv_handle, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-                                      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
-                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                                      MHD_OPTION_NOTIFY_COMPLETED, srv_request_done, NULL,
-                                      MHD_OPTION_NOTIFY_CONNECTION, srv_connection_event, NULL, MHD_OPTION_END);
-        snprintf(srv.base, sizeof(srv.base), "http://127.0.0.1:%d", port);
+        stub_http_options o = {.port = test_free_port(), .threads = 4,
+                               .flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                               .connection_limit = 1000, .completed = srv_request_done,
+                               .connection = srv_connection_event};
+        srv.daemon = stub_http_start(srv_handle, NULL, &o, NULL, srv.base, sizeof(srv.base));
     }
     ck_assert_msg(srv.daemon != NULL, "cannot start the test HTTP server");
 }
