@@ -267,7 +267,13 @@ int http_do_raw_auth(const char *method, const char *url, const char *body,
 
 TCase *test_group_add(const test_group *g, const TTest *test, int start, int end)
 {
-    TCase *tc = tcase_create(test->name);
+    return test_group_add_as(g, test->name, test, start, end);
+}
+
+TCase *test_group_add_as(const test_group *g, const char *name, const TTest *test, int start,
+                         int end)
+{
+    TCase *tc = tcase_create(name);
     if (g->timeout_s > 0)
         tcase_set_timeout(tc, g->timeout_s);
     if (g->setup != NULL || g->teardown != NULL)

@@ -76,6 +76,10 @@ typedef struct test_group {
 } test_group;
 
 TCase *test_group_add(const test_group *g, const TTest *test, int start, int end);
+/* The same under another name (kept, not copied: a string that outlives the
+ * run), for a test run once per parameter, e.g. per database. */
+TCase *test_group_add_as(const test_group *g, const char *name, const TTest *test, int start,
+                         int end);
 #define test_add(g, test) test_group_add((g), (test), 0, 1)
 #define test_add_loop(g, test, start, end) test_group_add((g), (test), (start), (end))
 
