@@ -1,8 +1,9 @@
 /*
  * testlib.h — helpers for dtmq's integration tests: start a dtmq process on a
  * free loopback port and wait until it answers, stop it with a signal, make
- * HTTP calls with libcurl, and read the addresses of the test services that
- * tests/run.sh started (real Kafka, FerretDB).
+ * HTTP calls with libcurl, read the addresses of the test services that
+ * tests/run.sh started (real Kafka, FerretDB), the clocks every test uses,
+ * and test_group/test_add, which make each test a Check test case of its own.
  */
 #ifndef DTMQ_TESTLIB_H
 #define DTMQ_TESTLIB_H
