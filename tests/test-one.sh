@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib/run_lib.sh
 
-usage="usage: make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb], e.g. T=unit/test_config, T=integration/test_saga:saga_commits, T=store/conformance:test_claim_due_empty"
+usage="usage: make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb], e.g. T=unit/test_config, T=unit/test_config:test_defaults, T=store/conformance:test_claim_due_empty, T=integration/test_saga KIND=mongodb"
 spec=${1:-}
 [ -n "$spec" ] || { echo "$usage" >&2; exit 2; }
 bin=${spec%%:*}
