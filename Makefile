@@ -163,6 +163,29 @@ test:
 	@bash tests/preflight/preflight.sh
 	@bash tests/run.sh
 
+# ---- the fast inner loop: the unit tests alone, one binary, one test ------
+#   make check-unit      build and run tests/unit/* only (no services);
+#                        last line "N passed, N failed"
+#   make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb]
+#                        build and run one test binary (unit/test_config,
+#                        store/conformance, integration/test_saga...) or its
+#                        one test TEST; starts the test services when needed
+#                        and leaves them up (make services-down stops them);
+#                        KIND: the store of the per-store suites, sqlite by
+#                        default. Bodies: tests/check-unit.sh, tests/test-one.sh
+UNIT_BINS := $(filter $(B)/asan/tests/unit/%,$(TEST_BINS))
+TEST_ONE_BIN := $(firstword $(subst :, ,$(T)))
+KIND ?= sqlite
+
+.PHONY: check-unit test-one
+check-unit: $(UNIT_BINS)
+	@B='$(B)' bash tests/check-unit.sh
+
+test-one: $(if $(TEST_ONE_BIN),$(B)/asan/tests/$(TEST_ONE_BIN) \
+		$(if $(filter unit/%,$(TEST_ONE_BIN)),,$(B)/asan/dtmq))
+	@B='$(B)' KIND='$(KIND)' bash tests/test-one.sh '$(T)'
+# ---- end of the fast inner loop -------------------------------------------
+
 services-up:
 	@bash tests/services/services.sh up
 

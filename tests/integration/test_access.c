@@ -130,10 +130,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("access");
-    TCase *tc = tcase_create("access");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, steering_routes_need_the_admin_token);
-    tcase_add_test(tc, branch_urls_outside_the_allowlist_are_refused);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 60};
+    test_add(&g, steering_routes_need_the_admin_token);
+    test_add(&g, branch_urls_outside_the_allowlist_are_refused);
     return run_suite(s);
 }

@@ -19,42 +19,10 @@
 #include <time.h>
 
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
-typedef struct api_env {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char gid[64];
-} api_env;
-
-static void env_start(api_env *env, const char *const *extra_args)
-{
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, extra_args);
-    e2e_gid(env->gid, sizeof(env->gid), "api");
-}
-
-static void env_stop(api_env *env)
-{
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+typedef e2e_env api_env;
 
 /* Calls dtmq (formatted path); asserts the status; returns the JSON body (caller decrefs). */
 static json_t *call(const api_env *env, const char *method, const char *body, int want_status,
@@ -170,7 +138,7 @@ static void wait_retry_count(const api_env *env, const char *gid, int n)
         json_decref(q);
         if (count >= n)
             return;
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     ck_abort_msg("gid %s: retry_count never reached %d", gid, n);
 }
@@ -180,7 +148,7 @@ static void wait_retry_count(const api_env *env, const char *gid, int n)
 START_TEST(api_new_gid_values_are_all_strings)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     char first[128] = "";
     for (int i = 0; i < 3; i++) {
         json_t *j = call(&env, "GET", NULL, 200, "/api/dtmsvr/newGid");
@@ -196,14 +164,14 @@ START_TEST(api_new_gid_values_are_all_strings)
         snprintf(first, sizeof(first), "%s", gid);
         json_decref(j);
     }
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_query_without_gid_and_of_an_unknown_gid)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     rejected(&env, "GET", "/api/dtmsvr/query", NULL, 500, "gid");
     rejected(&env, "GET", "/api/dtmsvr/query?gid=", NULL, 500, "gid");
     json_t *q = query(&env, env.gid);
@@ -212,7 +180,7 @@ START_TEST(api_query_without_gid_and_of_an_unknown_gid)
     ck_assert(json_is_array(json_object_get(q, "branches")));
     ck_assert_uint_eq(json_array_size(json_object_get(q, "branches")), 0);
     json_decref(q);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -283,16 +251,16 @@ static void assert_seen_once(json_t *seen, char (*want)[64], size_t n)
 START_TEST(api_all_pages_and_filters)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     enum { SAGAS = 25, MSGS = 2 };
     char sagas[SAGAS][64], msgs[MSGS][64];
     for (int i = 0; i < SAGAS; i++) {
         e2e_gid(sagas[i], sizeof(sagas[i]), "page");
         submit_saga(&env, sagas[i], 1, 0, json_pack("{s:b}", "wait_result", 1), 200);
     }
-    sleep_ms(20);
-    long long mid = now_ms();
-    sleep_ms(20);
+    test_sleep_ms(20);
+    long long mid = test_wall_ms();
+    test_sleep_ms(20);
     char qp[256];
     snprintf(qp, sizeof(qp), "%s/api/QueryPrepared", busi_url(env.svc));
     for (int i = 0; i < MSGS; i++) {
@@ -362,14 +330,14 @@ START_TEST(api_all_pages_and_filters)
         ck_assert_str_eq(json_string_value(json_object_get(t, "status")), "prepared");
     }
     json_decref(j);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_all_rejects_malformed_parameters)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     const char *bad_limits[] = {"abc", "0", "-1", "10x", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad_limits) / sizeof(bad_limits[0]); i++) {
         char path[128];
@@ -389,7 +357,7 @@ START_TEST(api_all_rejects_malformed_parameters)
     assert_healthy(&env);
     /* last: scanKV reads its limit with atoi, so "10x" passes as 10 */
     rejected(&env, "GET", "/api/dtmsvr/scanKV?cat=topics&limit=10x", NULL, 400, "limit");
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -398,7 +366,7 @@ END_TEST
 START_TEST(api_force_stop_of_a_finished_transaction_is_409)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     submit_saga(&env, env.gid, 2, 0, json_pack("{s:b}", "wait_result", 1), 200);
     assert_status(&env, env.gid, "succeed");
     char body[256];
@@ -409,14 +377,14 @@ START_TEST(api_force_stop_of_a_finished_transaction_is_409)
     assert_status(&env, env.gid, "succeed");
     rejected(&env, "POST", "/api/dtmsvr/forceStop", "{}", 400, "gid");
     rejected(&env, "POST", "/api/dtmsvr/forceStop", "not json", 400, "JSON");
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_force_stop_of_a_running_saga_stops_its_branch_calls)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     busi_rule(env.svc, "/api/Step1", NULL, NULL, 425, NULL, 0, -1); /* never finishes */
     submit_saga(&env, env.gid, 2, 1, NULL, 200);
     ck_assert_int_ge(busi_wait(env.svc, "/api/Step1", NULL, NULL, 2, 15000), 2);
@@ -425,7 +393,7 @@ START_TEST(api_force_stop_of_a_running_saga_stops_its_branch_calls)
     json_t *j = call(&env, "POST", body, 200, "/api/dtmsvr/forceStop");
     json_decref(j);
     assert_status(&env, env.gid, "failed");
-    sleep_ms(300); /* a call already on the wire may still land */
+    test_sleep_ms(300); /* a call already on the wire may still land */
     int calls = busi_count(env.svc, NULL, env.gid, NULL);
     ck_assert_int_eq(busi_wait(env.svc, NULL, env.gid, NULL, calls + 1, 3500), calls);
     ck_assert_int_eq(busi_count(env.svc, "/api/Step2", NULL, NULL), 0);
@@ -433,14 +401,14 @@ START_TEST(api_force_stop_of_a_running_saga_stops_its_branch_calls)
     assert_status(&env, env.gid, "failed");
     j = call(&env, "POST", body, 409, "/api/dtmsvr/forceStop"); /* now it is finished */
     json_decref(j);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_reset_next_cron_time_retries_a_backing_off_transaction_promptly)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     busi_rule(env.svc, "/api/Step1", NULL, NULL, 500, NULL, 0, 1);
     /* retry_interval 30: without the reset the retry would come 30 s later */
     submit_saga(&env, env.gid, 2, 1, json_pack("{s:i}", "retry_interval", 30), 200);
@@ -454,14 +422,14 @@ START_TEST(api_reset_next_cron_time_retries_a_backing_off_transaction_promptly)
     ck_assert_int_eq(busi_wait(env.svc, "/api/Step1", NULL, NULL, 2, 5000), 2);
     e2e_wait_status(&env.dtmq, env.gid, "succeed", 10);
     rejected(&env, "POST", "/api/dtmsvr/resetNextCronTime", "{}", 400, "gid");
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_reset_cron_time_moves_backing_off_transactions)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     char gids[2][64];
     for (int i = 0; i < 2; i++) {
         e2e_gid(gids[i], sizeof(gids[i]), "reset");
@@ -486,7 +454,7 @@ START_TEST(api_reset_cron_time_moves_backing_off_transactions)
     ck_assert(json_is_false(json_object_get(j, "has_remaining")));
     ck_assert_int_eq(json_integer_value(json_object_get(j, "succeed_count")), 0);
     json_decref(j);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -521,7 +489,7 @@ static const bad_submit bad_submits[] = {
 START_TEST(api_bad_submits_are_rejected_naming_the_problem_and_store_nothing)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     for (size_t i = 0; i < sizeof(bad_submits) / sizeof(bad_submits[0]); i++) {
         char gid[64], body[1024];
         e2e_gid(gid, sizeof(gid), "bad");
@@ -542,7 +510,7 @@ START_TEST(api_bad_submits_are_rejected_naming_the_problem_and_store_nothing)
     json_decref(j);
     ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 0);
     assert_healthy(&env);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -555,7 +523,7 @@ END_TEST
 START_TEST(api_submit_of_a_never_prepared_tcc_or_xa_is_not_a_server_error)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     const char *types[] = {"tcc", "xa"};
     for (size_t i = 0; i < 2; i++) {
         char gid[64], body[256];
@@ -576,7 +544,7 @@ START_TEST(api_submit_of_a_never_prepared_tcc_or_xa_is_not_a_server_error)
         json_decref(j);
     }
     assert_healthy(&env);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -584,7 +552,7 @@ START_TEST(api_body_over_the_limit_is_413_and_stores_nothing)
 {
     api_env env;
     const char *args[] = {"--max-body-bytes", "2048", NULL};
-    env_start(&env, args);
+    e2e_env_start(&env, true, "api", args);
     char *big = malloc(4097);
     memset(big, 'x', 4096);
     big[4096] = '\0';
@@ -600,28 +568,28 @@ START_TEST(api_body_over_the_limit_is_413_and_stores_nothing)
     assert_status(&env, env.gid, "succeed");
     free(body);
     free(big);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_unknown_extra_keys_are_tolerated)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     json_t *extra = json_pack("{s:{s:s}, s:s, s:b, s:{s:i}, s:s}", "passthrough_headers", "X-Old", "1",
                               "protocol", "", "wait_result", 1, "some_future_option", "n", 1,
                               "rollback_reason", "");
     submit_saga(&env, env.gid, 2, 1, extra, 200);
     assert_status(&env, env.gid, "succeed");
     ck_assert_int_eq(busi_count(env.svc, NULL, env.gid, "action"), 2);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_second_submit_of_a_saga_never_runs_a_branch_twice)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     busi_rule(env.svc, "/api/Step1", NULL, NULL, 200, NULL, 1500, 1); /* still running at the resubmit */
     char *body = saga_body(&env, env.gid, 2, 1, NULL);
     e2e_post_expect(&env.dtmq, "submit", body, 200);
@@ -639,14 +607,14 @@ START_TEST(api_second_submit_of_a_saga_never_runs_a_branch_twice)
     json_decref(j);
     ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 2);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(api_register_branch_needs_a_prepared_global)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     char body[1024];
     const char *url = busi_url(env.svc);
     snprintf(body, sizeof(body),
@@ -668,7 +636,7 @@ START_TEST(api_register_branch_needs_a_prepared_global)
     json_decref(q);
     rejected(&env, "POST", "/api/dtmsvr/registerBranch", "[]", 400, "object");
     assert_healthy(&env);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -698,7 +666,7 @@ static json_t *topic_subscribers(const api_env *env, const char *topic)
 START_TEST(api_topics_and_kv)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     const char *u = busi_url(env.svc);
     char path[512];
     json_t *j;
@@ -770,7 +738,7 @@ START_TEST(api_topics_and_kv)
     rejected(&env, "GET", "/api/dtmsvr/scanKV", NULL, 400, "cat");
     rejected(&env, "GET", "/api/dtmsvr/queryKV?cat=topics", NULL, 400, "key");
     assert_healthy(&env);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -779,7 +747,7 @@ END_TEST
 START_TEST(api_server_stays_healthy_after_bad_input)
 {
     api_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "api", NULL);
     const char *routes[] = {"prepare", "submit", "abort", "registerBranch", "prepareWorkflow",
                             "forceStop", "resetNextCronTime"};
     const char *bodies[] = {"", "{", "null", "[]", "{\"gid\":5}", "{\"gid\":null,\"trans_type\":[]}",
@@ -804,31 +772,29 @@ START_TEST(api_server_stays_healthy_after_bad_input)
     json_decref(j);
     submit_saga(&env, env.gid, 2, 1, json_pack("{s:b}", "wait_result", 1), 200); /* still works */
     assert_status(&env, env.gid, "succeed");
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 int main(void)
 {
     Suite *s = suite_create("api");
-    TCase *tc = tcase_create("api");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, api_new_gid_values_are_all_strings);
-    tcase_add_test(tc, api_query_without_gid_and_of_an_unknown_gid);
-    tcase_add_test(tc, api_all_pages_and_filters);
-    tcase_add_test(tc, api_all_rejects_malformed_parameters);
-    tcase_add_test(tc, api_force_stop_of_a_finished_transaction_is_409);
-    tcase_add_test(tc, api_force_stop_of_a_running_saga_stops_its_branch_calls);
-    tcase_add_test(tc, api_reset_next_cron_time_retries_a_backing_off_transaction_promptly);
-    tcase_add_test(tc, api_reset_cron_time_moves_backing_off_transactions);
-    tcase_add_test(tc, api_bad_submits_are_rejected_naming_the_problem_and_store_nothing);
-    tcase_add_test(tc, api_submit_of_a_never_prepared_tcc_or_xa_is_not_a_server_error);
-    tcase_add_test(tc, api_body_over_the_limit_is_413_and_stores_nothing);
-    tcase_add_test(tc, api_unknown_extra_keys_are_tolerated);
-    tcase_add_test(tc, api_second_submit_of_a_saga_never_runs_a_branch_twice);
-    tcase_add_test(tc, api_register_branch_needs_a_prepared_global);
-    tcase_add_test(tc, api_topics_and_kv);
-    tcase_add_test(tc, api_server_stays_healthy_after_bad_input);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, api_new_gid_values_are_all_strings);
+    test_add(&g, api_query_without_gid_and_of_an_unknown_gid);
+    test_add(&g, api_all_pages_and_filters);
+    test_add(&g, api_all_rejects_malformed_parameters);
+    test_add(&g, api_force_stop_of_a_finished_transaction_is_409);
+    test_add(&g, api_force_stop_of_a_running_saga_stops_its_branch_calls);
+    test_add(&g, api_reset_next_cron_time_retries_a_backing_off_transaction_promptly);
+    test_add(&g, api_reset_cron_time_moves_backing_off_transactions);
+    test_add(&g, api_bad_submits_are_rejected_naming_the_problem_and_store_nothing);
+    test_add(&g, api_submit_of_a_never_prepared_tcc_or_xa_is_not_a_server_error);
+    test_add(&g, api_body_over_the_limit_is_413_and_stores_nothing);
+    test_add(&g, api_unknown_extra_keys_are_tolerated);
+    test_add(&g, api_second_submit_of_a_saga_never_runs_a_branch_twice);
+    test_add(&g, api_register_branch_needs_a_prepared_global);
+    test_add(&g, api_topics_and_kv);
+    test_add(&g, api_server_stays_healthy_after_bad_input);
     return run_suite(s);
 }

@@ -27,6 +27,7 @@
 
 #include "cli.h"
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
 extern char **environ;
@@ -46,19 +47,6 @@ static void cli_result_free(cli_result *r)
 {
     free(r->out);
     free(r->err);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* The environment of the child: ours without DTMQ_SERVER/DTMQ_ADMIN_TOKEN,
@@ -88,7 +76,7 @@ static int wait_child(pid_t pid)
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -235,29 +223,7 @@ static bool has_gid(char gids[][64], int n, const char *gid)
 
 /* ---- the server side ------------------------------------------------------- */
 
-typedef struct cli_env {
-    dtmq_proc dtmq;
-    char store[512];
-    busi *svc; /* NULL unless the test started one */
-} cli_env;
-
-static void env_start(cli_env *env, bool with_busi, const char *const *extra_args)
-{
-    memset(env, 0, sizeof(*env));
-    if (with_busi) {
-        env->svc = busi_start();
-        ck_assert_ptr_nonnull(env->svc);
-    }
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, extra_args);
-}
-
-static void env_stop(cli_env *env)
-{
-    e2e_stop(&env->dtmq);
-    if (env->svc)
-        busi_stop(env->svc);
-}
+typedef e2e_env cli_env; /* svc NULL unless the test started it */
 
 /* A saga whose only step has empty URLs: it succeeds at once. */
 #define DONE_SAGA_FMT \
@@ -304,7 +270,7 @@ static void wait_idle(const cli_env *env, const char *gid)
 {
     char owner[128] = "?";
     for (int i = 0; i < 200 && trans_field(env, gid, "owner", owner, sizeof(owner))[0] != '\0'; i++)
-        sleep_ms(50);
+        test_sleep_ms(50);
     ck_assert_msg(owner[0] == '\0', "%s is still leased by %s", gid, owner);
 }
 
@@ -328,7 +294,7 @@ static void format_rfc3339(long long ms, int offset_min, char *buf, size_t len)
 START_TEST(query_prints_the_transaction_and_its_branches)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], v[256];
     e2e_gid(gid, sizeof(gid), "q");
     create_done_saga(&env, gid);
@@ -357,14 +323,14 @@ START_TEST(query_prints_the_transaction_and_its_branches)
     ck_assert_str_eq(cols[2], "prepared");
     ck_assert_str_eq(r.err, "");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(query_json_prints_the_servers_reply)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64];
     e2e_gid(gid, sizeof(gid), "qj");
     create_done_saga(&env, gid);
@@ -383,14 +349,14 @@ START_TEST(query_json_prints_the_servers_reply)
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(branches, 0), "branch_id")), "01");
     json_decref(j);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(query_of_an_unknown_gid_exits_4)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     cli_result r = CLI(env.dtmq.base_url, "query", "no-such-gid");
     ASSERT_EXIT(r, 4);
     ck_assert_str_eq(r.out, "");
@@ -404,14 +370,14 @@ START_TEST(query_of_an_unknown_gid_exits_4)
     ck_assert(json_is_null(json_object_get(j, "transaction")));
     json_decref(j);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(query_of_a_stuck_saga_shows_when_it_runs_next)
 {
     cli_env env;
-    env_start(&env, true, NULL);
+    e2e_env_start(&env, true, NULL, NULL);
     char gid[64], v[256], url[256];
     e2e_gid(gid, sizeof(gid), "qs");
     create_stuck_saga(&env, gid);
@@ -432,7 +398,7 @@ START_TEST(query_of_a_stuck_saga_shows_when_it_runs_next)
     snprintf(url, sizeof(url), "%s/api/Stuck", busi_url(env.svc));
     ck_assert_str_eq(cols[4], url);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -441,7 +407,7 @@ END_TEST
 START_TEST(list_shows_every_transaction_newest_first)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[3][64];
     for (int i = 0; i < 3; i++) {
         e2e_gid(gid[i], sizeof(gid[i]), "l");
@@ -462,14 +428,14 @@ START_TEST(list_shows_every_transaction_newest_first)
     ck_assert_str_eq(cols[4], "-"); /* finished: no next cron */
     ck_assert_str_eq(r.err, "");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(list_filters_by_status_type_and_gid)
 {
     cli_env env;
-    env_start(&env, true, NULL);
+    e2e_env_start(&env, true, NULL, NULL);
     char done1[64], done2[64], stuck[64], tcc[64], body[256];
     e2e_gid(done1, sizeof(done1), "d");
     e2e_gid(done2, sizeof(done2), "d");
@@ -513,14 +479,14 @@ START_TEST(list_filters_by_status_type_and_gid)
     ASSERT_EXIT(r, 0);
     ck_assert_str_eq(r.out, "no transactions\n");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(list_all_follows_every_page)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[5][64];
     for (int i = 0; i < 5; i++) {
         e2e_gid(gid[i], sizeof(gid[i]), "p");
@@ -564,21 +530,21 @@ START_TEST(list_all_follows_every_page)
     ck_assert_str_ne(json_string_value(json_object_get(j, "next_position")), "");
     json_decref(j);
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(list_since_and_until_filter_by_create_time)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char before[64], after[64], tbuf[64], ms[32], got[8][64];
     e2e_gid(before, sizeof(before), "b");
     e2e_gid(after, sizeof(after), "a");
     create_done_saga(&env, before);
-    sleep_ms(150);
-    long long cut = now_ms();
-    sleep_ms(150);
+    test_sleep_ms(150);
+    long long cut = test_wall_ms();
+    test_sleep_ms(150);
     create_done_saga(&env, after);
 
     format_rfc3339(cut, 0, tbuf, sizeof(tbuf)); /* 2026-11-21T10:00:00.123Z */
@@ -614,7 +580,7 @@ START_TEST(list_since_and_until_filter_by_create_time)
     ASSERT_EXIT(r, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "--since is later than --until"));
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -630,7 +596,7 @@ static char *saga_json(const char *gid)
 START_TEST(submit_from_a_file_creates_the_transaction)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], path[400], v[64];
     e2e_gid(gid, sizeof(gid), "sf");
     snprintf(path, sizeof(path), "%s/trans.json", env.dtmq.dir);
@@ -657,14 +623,14 @@ START_TEST(submit_from_a_file_creates_the_transaction)
     ck_assert_ptr_nonnull(strstr(r.err, "current status 'succeed', cannot submit"));
     cli_result_free(&r);
     free(text);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(submit_from_stdin_creates_the_transaction)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], v[64];
     e2e_gid(gid, sizeof(gid), "ss");
     char *text = saga_json(gid);
@@ -678,14 +644,14 @@ START_TEST(submit_from_stdin_creates_the_transaction)
     ck_assert_str_eq(field_value(r.out, "status:", v, sizeof(v)), "succeed");
     cli_result_free(&r);
     free(text);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(submit_of_bad_input_says_what_is_wrong)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     /* the server's 400, quoted */
     const char *bad_url = "{\"gid\":\"bad-url\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"ftp://x\"}]}";
     cli_result r = CLI_STDIN(env.dtmq.base_url, bad_url, "submit", "-");
@@ -713,7 +679,7 @@ START_TEST(submit_of_bad_input_says_what_is_wrong)
     ASSERT_EXIT(r, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "missing FILE|-"));
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -722,7 +688,7 @@ END_TEST
 START_TEST(force_stop_fails_a_stuck_saga)
 {
     cli_env env;
-    env_start(&env, true, NULL);
+    e2e_env_start(&env, true, NULL, NULL);
     char gid[64], st[32], v[128];
     e2e_gid(gid, sizeof(gid), "fs");
     create_stuck_saga(&env, gid);
@@ -738,14 +704,14 @@ START_TEST(force_stop_fails_a_stuck_saga)
     ck_assert_str_eq(field_value(r.out, "status:", v, sizeof(v)), "failed");
     ck_assert_str_eq(field_value(r.out, "rollback reason:", v, sizeof(v)), "force stopped by an operator");
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(force_stop_of_a_finished_transaction_exits_1_with_the_servers_message)
 {
     cli_env env;
-    env_start(&env, false, NULL);
+    e2e_env_start(&env, false, NULL, NULL);
     char gid[64], st[32];
     e2e_gid(gid, sizeof(gid), "ff");
     create_done_saga(&env, gid);
@@ -756,7 +722,7 @@ START_TEST(force_stop_of_a_finished_transaction_exits_1_with_the_servers_message
                                         "current status 'succeed', cannot forceStop"));
     cli_result_free(&r);
     ck_assert_str_eq(e2e_status(&env.dtmq, gid, st, sizeof(st)), "succeed");
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -764,14 +730,14 @@ START_TEST(retry_calls_a_waiting_branch_now)
 {
     cli_env env;
     const char *args[] = {"--retry-interval-max", "600", NULL}; /* keep the saga's 60 s */
-    env_start(&env, true, args);
+    e2e_env_start(&env, true, NULL, args);
     char gid[64], next[64];
     e2e_gid(gid, sizeof(gid), "r");
     create_stuck_saga(&env, gid);
     wait_idle(&env, gid);
     long long due = 0;
     ck_assert_int_eq(cli_parse_time(trans_field(&env, gid, "next_cron_time", next, sizeof(next)), &due), 0);
-    ck_assert_int_gt(due, now_ms() + 30000); /* left alone, the next call is far away */
+    ck_assert_int_gt(due, test_wall_ms() + 30000); /* left alone, the next call is far away */
     int calls = busi_count(env.svc, "/api/Stuck", gid, "action");
 
     cli_result r = CLI(env.dtmq.base_url, "retry", gid);
@@ -787,7 +753,7 @@ START_TEST(retry_calls_a_waiting_branch_now)
     ASSERT_EXIT(r, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "409"));
     cli_result_free(&r);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -885,9 +851,9 @@ START_TEST(a_server_slower_than_timeout_exits_3)
     busi *slow = busi_start();
     ck_assert_ptr_nonnull(slow);
     busi_rule(slow, "/api/dtmsvr/query", NULL, NULL, 200, NULL, 5000, -1);
-    long long start = now_ms();
+    long long start = test_wall_ms();
     cli_result r = CLI(busi_url(slow), "query", "g1", "--timeout", "1");
-    long long took = now_ms() - start;
+    long long took = test_wall_ms() - start;
     ASSERT_EXIT(r, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "Timeout was reached"));
     ck_assert_int_lt(took, 4000);
@@ -1046,31 +1012,29 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("cli");
-    TCase *tc = tcase_create("cli");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, query_prints_the_transaction_and_its_branches);
-    tcase_add_test(tc, query_json_prints_the_servers_reply);
-    tcase_add_test(tc, query_of_an_unknown_gid_exits_4);
-    tcase_add_test(tc, query_of_a_stuck_saga_shows_when_it_runs_next);
-    tcase_add_test(tc, list_shows_every_transaction_newest_first);
-    tcase_add_test(tc, list_filters_by_status_type_and_gid);
-    tcase_add_test(tc, list_all_follows_every_page);
-    tcase_add_test(tc, list_since_and_until_filter_by_create_time);
-    tcase_add_test(tc, submit_from_a_file_creates_the_transaction);
-    tcase_add_test(tc, submit_from_stdin_creates_the_transaction);
-    tcase_add_test(tc, submit_of_bad_input_says_what_is_wrong);
-    tcase_add_test(tc, force_stop_fails_a_stuck_saga);
-    tcase_add_test(tc, force_stop_of_a_finished_transaction_exits_1_with_the_servers_message);
-    tcase_add_test(tc, retry_calls_a_waiting_branch_now);
-    tcase_add_test(tc, environment_and_token_reach_the_server);
-    tcase_add_test(tc, server_errors_exit_1_with_the_servers_message);
-    tcase_add_test(tc, an_unreachable_server_exits_3);
-    tcase_add_test(tc, a_server_slower_than_timeout_exits_3);
-    tcase_add_test(tc, usage_errors_exit_2_naming_the_problem);
-    tcase_add_test(tc, an_unknown_subcommand_exits_2_naming_it);
-    tcase_add_test(tc, help_of_every_subcommand_lists_its_options);
-    tcase_add_test(tc, times_parse_as_epoch_ms_or_rfc3339);
-    tcase_add_test(tc, subcommand_names_are_recognised);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, query_prints_the_transaction_and_its_branches);
+    test_add(&g, query_json_prints_the_servers_reply);
+    test_add(&g, query_of_an_unknown_gid_exits_4);
+    test_add(&g, query_of_a_stuck_saga_shows_when_it_runs_next);
+    test_add(&g, list_shows_every_transaction_newest_first);
+    test_add(&g, list_filters_by_status_type_and_gid);
+    test_add(&g, list_all_follows_every_page);
+    test_add(&g, list_since_and_until_filter_by_create_time);
+    test_add(&g, submit_from_a_file_creates_the_transaction);
+    test_add(&g, submit_from_stdin_creates_the_transaction);
+    test_add(&g, submit_of_bad_input_says_what_is_wrong);
+    test_add(&g, force_stop_fails_a_stuck_saga);
+    test_add(&g, force_stop_of_a_finished_transaction_exits_1_with_the_servers_message);
+    test_add(&g, retry_calls_a_waiting_branch_now);
+    test_add(&g, environment_and_token_reach_the_server);
+    test_add(&g, server_errors_exit_1_with_the_servers_message);
+    test_add(&g, an_unreachable_server_exits_3);
+    test_add(&g, a_server_slower_than_timeout_exits_3);
+    test_add(&g, usage_errors_exit_2_naming_the_problem);
+    test_add(&g, an_unknown_subcommand_exits_2_naming_it);
+    test_add(&g, help_of_every_subcommand_lists_its_options);
+    test_add(&g, times_parse_as_epoch_ms_or_rfc3339);
+    test_add(&g, subcommand_names_are_recognised);
     return run_suite(s);
 }

@@ -47,13 +47,6 @@
 
 enum { TIMEOUT_TO_FAIL_S = 3, RETRY_INTERVAL_S = 2, SUBMITTERS = 4 };
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int is_mongodb(void)
 {
     const char *k = getenv("DTMQ_TEST_STORE_KIND");
@@ -267,13 +260,13 @@ START_TEST(checkback_matrix_delivers_exactly_the_committed)
                           "--kafka-group", x.group, "--log-level", "info", NULL};
     e2e_start(&x.dtmq, x.store, args);
 
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     pthread_t th[SUBMITTERS];
     for (int t = 0; t < SUBMITTERS; t++)
         pthread_create(&th[t], NULL, submitter, &x);
     for (int t = 0; t < SUBMITTERS; t++)
         pthread_join(th[t], NULL);
-    long long submit_ms = mono_ms() - t0;
+    long long submit_ms = test_now_ms() - t0;
     long long last_prepare_wall = 0;
     for (int i = 0; i < x.n; i++) {
         cmsg *c = &x.m[i];
@@ -288,7 +281,7 @@ START_TEST(checkback_matrix_delivers_exactly_the_committed)
     /* wait: every decided msg final, and the ongoing ones asked back min_qb
      * times (timeout, then one retry_interval each, plus slack) */
     long long observe_until = last_prepare_wall + 1000LL * (TIMEOUT_TO_FAIL_S + RETRY_INTERVAL_S * min_qb) + 2500;
-    long long deadline = mono_ms() + 1000LL * test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200);
+    long long deadline = test_now_ms() + 1000LL * test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200);
     int pending, ongoing_short;
     do {
         test_sleep_ms(1000);
@@ -297,8 +290,8 @@ START_TEST(checkback_matrix_delivers_exactly_the_committed)
         for (int i = 0; i < x.n; i++)
             if (x.m[i].behaviour == B_ONGOING)
                 ongoing_short += busi_count(x.svc, "/api/QueryPrepared", x.m[i].gid, NULL) < min_qb;
-    } while ((pending > 0 || ongoing_short > 0 || test_wall_ms() < observe_until) && mono_ms() < deadline);
-    long long final_wait_ms = mono_ms() - t0 - submit_ms;
+    } while ((pending > 0 || ongoing_short > 0 || test_wall_ms() < observe_until) && test_now_ms() < deadline);
+    long long final_wait_ms = test_now_ms() - t0 - submit_ms;
     long long end_wall = test_wall_ms();
 
     int stray_qb = collect_query_backs(&x);
@@ -392,10 +385,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_checkback");
-    TCase *tc = tcase_create("checkback");
+    test_group g = {.suite = s};
     int n = matrix_size();
-    tcase_set_timeout(tc, 200 + n / 5 + test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200));
-    tcase_add_test(tc, checkback_matrix_delivers_exactly_the_committed);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 200 + n / 5 + test_env_int("DTMQ_FAULT_CHECKBACK_WAIT_S", 120, 10, 7200);
+    test_add(&g, checkback_matrix_delivers_exactly_the_committed);
     return run_suite(s);
 }

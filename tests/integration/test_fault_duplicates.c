@@ -33,56 +33,36 @@
 
 #include "libdtmq/common/kafka_producer.h"
 #include "busi.h"
+#include "e2e_env.h"
 #include "kafkatest.h"
 #include "testlib.h"
 
 /* ---- dtmq on real Kafka, with topics and a group of its own ------------- */
 
 typedef struct kenv {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char prefix[64];
-    char group[64];
-    char bootstrap[256];
+    e2e_kafka_env k;
     dtmq_kafka_producer *producer; /* the test's own, for submits and replies */
 } kenv;
-
-static void kenv_topic(const kenv *env, const char *suffix, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s%s", env->prefix, suffix);
-}
 
 static void kenv_start(kenv *env)
 {
     memset(env, 0, sizeof(*env));
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    test_store_uri(env->store, sizeof(env->store));
-    char id[32];
-    e2e_gid(id, sizeof(id), "fd");
-    snprintf(env->prefix, sizeof(env->prefix), "%s.", id);
-    snprintf(env->group, sizeof(env->group), "g-%s", id);
-    snprintf(env->bootstrap, sizeof(env->bootstrap), "%s", test_kafka_bootstrap());
-    const char *args[] = {"--kafka", env->bootstrap, "--kafka-topic-prefix", env->prefix,
-                          "--kafka-group", env->group, NULL};
-    e2e_start(&env->dtmq, env->store, args);
+    e2e_kafka_env_start(&env->k, "fd", NULL);
     char err[512];
-    env->producer = dtmq_kafka_producer_start(env->bootstrap, err, sizeof(err));
+    env->producer = dtmq_kafka_producer_start(env->k.bootstrap, err, sizeof(err));
     ck_assert_msg(env->producer != NULL, "test producer: %s", err);
 }
 
 static void kenv_stop(kenv *env)
 {
     dtmq_kafka_producer_stop(env->producer, 5000);
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
+    e2e_kafka_env_stop(&env->k);
 }
 
 static void kenv_produce(kenv *env, const char *suffix, const char *key, const char *value)
 {
     char t[160], err[512];
-    kenv_topic(env, suffix, t, sizeof(t));
+    e2e_kafka_topic(&env->k, suffix, t, sizeof(t));
     int rc = dtmq_kafka_produce_sync(env->producer, t, key, value, strlen(value), NULL, 0, 10000, err,
                                 sizeof(err));
     ck_assert_msg(rc == 0, "produce to %s: %s", t, err);
@@ -96,7 +76,7 @@ typedef struct ingress_counts {
 static ingress_counts ingress(const kenv *env)
 {
     int st = 0;
-    json_t *info = e2e_call(&env->dtmq, "GET", "/api/info", NULL, &st);
+    json_t *info = e2e_call(&env->k.e.dtmq, "GET", "/api/info", NULL, &st);
     json_t *k = json_object_get(info, "kafka_ingress");
     ingress_counts c = {(long)json_integer_value(json_object_get(k, "submitted")),
                         (long)json_integer_value(json_object_get(k, "dead_lettered")),
@@ -112,7 +92,7 @@ static int stored_count(const kenv *env, const char *gid)
     char path[256];
     snprintf(path, sizeof(path), "/api/dtmsvr/all?gid=%s&limit=10", gid);
     int st = 0;
-    json_t *j = e2e_call(&env->dtmq, "GET", path, NULL, &st);
+    json_t *j = e2e_call(&env->k.e.dtmq, "GET", path, NULL, &st);
     int n = st == 200 ? (int)json_array_size(json_object_get(j, "transactions")) : -1;
     json_decref(j);
     return n;
@@ -124,7 +104,7 @@ static json_t *query(const kenv *env, const char *gid)
     char path[256];
     snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", gid);
     int st = 0;
-    return e2e_call(&env->dtmq, "GET", path, NULL, &st);
+    return e2e_call(&env->k.e.dtmq, "GET", path, NULL, &st);
 }
 
 static const char *trans_status(json_t *q)
@@ -166,7 +146,7 @@ static int wait_all_final(const kenv *env, char (*gids)[64], int n, int bound_s)
         pending = 0;
         for (int i = 0; i < n; i++) {
             char st[32];
-            if (!is_final(e2e_status(&env->dtmq, gids[i], st, sizeof(st))))
+            if (!is_final(e2e_status(&env->k.e.dtmq, gids[i], st, sizeof(st))))
                 pending++;
         }
         if (pending == 0 || test_now_ms() > deadline)
@@ -197,7 +177,7 @@ static int post(const kenv *env, const char *route, const char *body, char *msg,
     char path[64];
     snprintf(path, sizeof(path), "/api/dtmsvr/%s", route);
     int st = 0;
-    json_t *j = e2e_call(&env->dtmq, "POST", path, body, &st);
+    json_t *j = e2e_call(&env->k.e.dtmq, "POST", path, body, &st);
     const char *m = json_string_value(json_object_get(j, "message"));
     snprintf(msg, len, "%s", m ? m : "");
     json_decref(j);
@@ -224,7 +204,7 @@ static void *racer(void *arg)
 
 static char *saga_body(const kenv *env, const char *gid)
 {
-    const char *u = busi_url(env->svc);
+    const char *u = busi_url(env->k.e.svc);
     char *text = NULL;
     ck_assert_int_ge(asprintf(&text,
                               "{\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":["
@@ -238,7 +218,7 @@ static char *saga_body(const kenv *env, const char *gid)
 
 static char *msg_body(const kenv *env, const char *gid)
 {
-    const char *u = busi_url(env->svc);
+    const char *u = busi_url(env->k.e.svc);
     char *text = NULL;
     ck_assert_int_ge(asprintf(&text,
                               "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"query_prepared\":"
@@ -305,7 +285,7 @@ static void run_variant(kenv *env, int variant, int n, dup_figures *f)
     char **bodies = calloc((size_t)n, sizeof(char *)), **kmsgs = calloc((size_t)n, sizeof(char *));
     race *races = calloc((size_t)n * 2, sizeof(race));
     char replies[160];
-    kenv_topic(env, "dupreplies", replies, sizeof(replies));
+    e2e_kafka_topic(&env->k, "dupreplies", replies, sizeof(replies));
     enum { BATCH = 10 };
     for (int base = 0; base < n; base += BATCH) {
         int cnt = n - base < BATCH ? n - base : BATCH;
@@ -332,7 +312,7 @@ static void run_variant(kenv *env, int variant, int n, dup_figures *f)
     kt_msg *km = NULL;
     size_t kn = 0;
     if (variant == VAR_HTTP_KAFKA)
-        kn = kt_read(env->bootstrap, replies, (size_t)n, 20000, &km);
+        kn = kt_read(env->k.bootstrap, replies, (size_t)n, 20000, &km);
     for (int i = 0; i < n; i++) {
         int ok200 = 0;
         for (int side = 0; side < 2; side++) {
@@ -369,14 +349,14 @@ static void run_variant(kenv *env, int variant, int n, dup_figures *f)
         json_decref(q);
         const char *paths[] = {"/api/Out", "/api/In"};
         for (int p = 0; p < (variant == VAR_MSG ? 1 : 2); p++) {
-            int calls = busi_count(env->svc, variant == VAR_MSG ? "/api/Deliver" : paths[p], gids[i], NULL);
+            int calls = busi_count(env->k.e.svc, variant == VAR_MSG ? "/api/Deliver" : paths[p], gids[i], NULL);
             f->step_calls_extra += calls - 1;
             ck_assert_msg(calls == 1, "%s: step %s called %d times", gids[i],
                           variant == VAR_MSG ? "/api/Deliver" : paths[p], calls);
         }
-        ck_assert_int_eq(busi_count(env->svc, "/api/OutRevert", gids[i], NULL) +
-                             busi_count(env->svc, "/api/InRevert", gids[i], NULL) +
-                             busi_count(env->svc, "/api/QueryPrepared", gids[i], NULL),
+        ck_assert_int_eq(busi_count(env->k.e.svc, "/api/OutRevert", gids[i], NULL) +
+                             busi_count(env->k.e.svc, "/api/InRevert", gids[i], NULL) +
+                             busi_count(env->k.e.svc, "/api/QueryPrepared", gids[i], NULL),
                          0);
         free(bodies[i]);
         free(kmsgs[i]);
@@ -432,7 +412,7 @@ START_TEST(kafka_submit_message_delivered_twice)
     char (*gids)[64] = calloc((size_t)n, 64);
     char **msgs = calloc((size_t)n, sizeof(char *));
     char replies[160];
-    kenv_topic(&env, "replies", replies, sizeof(replies));
+    e2e_kafka_topic(&env.k, "replies", replies, sizeof(replies));
     ingress_counts c0 = ingress(&env);
     for (int i = 0; i < n; i++) {
         e2e_gid(gids[i], 64, "kd");
@@ -444,7 +424,7 @@ START_TEST(kafka_submit_message_delivered_twice)
     for (int i = 0; i < n; i++) /* re-delivered after dtmq finished it */
         kenv_produce(&env, "submit", gids[i], msgs[i]);
     kt_msg *m;
-    size_t got = kt_read(env.bootstrap, replies, (size_t)n * 3, 30000, &m);
+    size_t got = kt_read(env.k.bootstrap, replies, (size_t)n * 3, 30000, &m);
     test_sleep_ms(1000); /* a stray step call would land now */
     int second_200 = 0, second_409 = 0, third_409 = 0, extra_calls = 0, stored_once = 0;
     for (int i = 0; i < n; i++) {
@@ -461,12 +441,12 @@ START_TEST(kafka_submit_message_delivered_twice)
         stored_once += stored == 1;
         ck_assert_msg(stored == 1, "%s: %d stored transactions", gids[i], stored);
         for (int k = 0; k < 2; k++) {
-            int calls = busi_count(env.svc, k ? "/api/In" : "/api/Out", gids[i], NULL);
+            int calls = busi_count(env.k.e.svc, k ? "/api/In" : "/api/Out", gids[i], NULL);
             extra_calls += calls - 1;
             ck_assert_msg(calls == 1, "%s: step %d called %d times", gids[i], k + 1, calls);
         }
         char st[32];
-        ck_assert_str_eq(e2e_status(&env.dtmq, gids[i], st, sizeof(st)), "succeed");
+        ck_assert_str_eq(e2e_status(&env.k.e.dtmq, gids[i], st, sizeof(st)), "succeed");
     }
     ingress_counts c1 = ingress(&env);
     kenv_stop(&env);
@@ -594,7 +574,7 @@ static void *worker_main(void *arg)
 {
     rworld *w = arg;
     const char *topics[] = {w->action_topic, w->comp_topic};
-    rd_kafka_t *rk = follow(w->env->bootstrap, topics, 2);
+    rd_kafka_t *rk = follow(w->env->k.bootstrap, topics, 2);
     while (!w->stop) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -647,11 +627,11 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
     w.late_ms = 2500; /* past the second wait's request_timeout (2 s) */
     pthread_mutex_init(&w.mu, NULL);
     w.s = calloc((size_t)(unsigned)w.n, sizeof(rsaga));
-    kenv_topic(&env, "work", w.action_topic, sizeof(w.action_topic));
-    kenv_topic(&env, "work-revert", w.comp_topic, sizeof(w.comp_topic));
+    e2e_kafka_topic(&env.k, "work", w.action_topic, sizeof(w.action_topic));
+    e2e_kafka_topic(&env.k, "work-revert", w.comp_topic, sizeof(w.comp_topic));
     char err[512];
     const char *topics[] = {w.action_topic, w.comp_topic};
-    ck_assert_msg(dtmq_kafka_ensure_topics(env.bootstrap, topics, 2, 4, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(dtmq_kafka_ensure_topics(env.k.bootstrap, topics, 2, 4, err, sizeof(err)) == 0, "%s", err);
     for (int i = 0; i < w.n; i++) {
         w.s[i].group = i % G_COUNT;
         w.s[i].index = i / G_COUNT;
@@ -671,7 +651,7 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
                  "\"payloads\":[\"{}\",\"{}\"]}",
                  s->gid, s->group == G_LATE ? 2 : 20, w.action_topic, w.comp_topic,
                  w.action_topic, w.comp_topic);
-        e2e_post_expect(&env.dtmq, "submit", body, 200);
+        e2e_post_expect(&env.k.e.dtmq, "submit", body, 200);
     }
     char (*gids)[64] = calloc((size_t)(unsigned)w.n, 64);
     for (int i = 0; i < w.n; i++)
@@ -727,7 +707,7 @@ START_TEST(worker_replies_twice_late_and_after_the_end)
         else
             extra_publish += (s->published[0][0] - 1) + (s->published[1][0] - 1);
     }
-    char *log = dtmq_log(&env.dtmq);
+    char *log = dtmq_log(&env.k.e.dtmq);
     int unwaited_recorded = count_in(log, "(not waited for here): recorded");
     int unwaited_ignored = count_in(log, "(not waited for here): nothing to record");
     free(log);
@@ -765,12 +745,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_duplicates");
-    TCase *tc = tcase_create("duplicates");
+    test_group g = {.suite = s};
     int n = test_env_int("DTMQ_FAULT_DUP_GIDS", 30, 1, 100000);
-    tcase_set_timeout(tc, 240 + n);
-    tcase_add_test(tc, same_transaction_submitted_twice_at_once);
-    tcase_add_test(tc, kafka_submit_message_delivered_twice);
-    tcase_add_test(tc, worker_replies_twice_late_and_after_the_end);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 240 + n;
+    test_add(&g, same_transaction_submitted_twice_at_once);
+    test_add(&g, kafka_submit_message_delivered_twice);
+    test_add(&g, worker_replies_twice_late_and_after_the_end);
     return run_suite(s);
 }

@@ -53,7 +53,7 @@ static void *killer(void *arg)
 {
     killer_ctx *k = arg;
     for (int i = 0; i < k->kills_wanted; i++) {
-        fb_sleep_ms(500 + fb_rand(k->bank, 1501));
+        test_sleep_ms(500 + fb_rand(k->bank, 1501));
         fb_set_dtmq(k->bank, 0, NULL);
         int rc = dtmq_stop(&k->dtmq, SIGKILL, 10);
         if (rc != 128 + SIGKILL)
@@ -131,10 +131,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_kill9");
-    TCase *tc = tcase_create("kill9");
+    test_group g = {.suite = s};
     int tx = fb_env_int("DTMQ_FAULT_TRANSACTIONS", 150), kills = fb_env_int("DTMQ_FAULT_KILLS", 7);
-    tcase_set_timeout(tc, 180 + 10 * kills + tx / 5);
-    tcase_add_test(tc, invariants_hold_under_repeated_kill9);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 180 + 10 * kills + tx / 5;
+    test_add(&g, invariants_hold_under_repeated_kill9);
     return run_suite(s);
 }

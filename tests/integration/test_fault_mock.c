@@ -1061,12 +1061,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault_mock");
-    TCase *tc = tcase_create("mock");
+    test_group g = {.suite = s};
     int n = test_env_int("DTMQ_FAULT_MOCK_TRANSACTIONS", 40, 2, 10000);
-    tcase_set_timeout(tc, 150 + n / 2 + test_env_int("DTMQ_FAULT_MOCK_WAIT_S", 90, 10, 3600));
-    tcase_add_test(tc, produce_errors_on_branch_and_reply_publishes);
-    tcase_add_test(tc, broker_down_while_submits_arrive);
-    tcase_add_test(tc, fetch_and_offset_commit_errors_on_the_ingress);
-    suite_add_tcase(s, tc);
+    g.timeout_s = 150 + n / 2 + test_env_int("DTMQ_FAULT_MOCK_WAIT_S", 90, 10, 3600);
+    test_add(&g, produce_errors_on_branch_and_reply_publishes);
+    test_add(&g, broker_down_while_submits_arrive);
+    test_add(&g, fetch_and_offset_commit_errors_on_the_ingress);
     return run_suite(s);
 }

@@ -255,19 +255,19 @@ static void *service_outages(void *arg)
 {
     outage_ctx *c = arg;
     for (int i = 0; i < c->count; i++) {
-        fb_sleep_ms(2000);
-        long long t = fb_now_ms();
+        test_sleep_ms(2000);
+        long long t = test_now_ms();
         if (service_cmd(c->svc, "stop") != 0)
             return NULL;
-        fb_sleep_ms(c->down_ms);
+        test_sleep_ms(c->down_ms);
         if (service_cmd(c->svc, "restart") != 0) {
             fprintf(stderr, "fault: '%s restart' failed (see %s/script.out)\n", c->svc->script,
                     c->svc->dir);
             return NULL;
         }
         fb_mark_back(c->bank, c->kafka_only);
-        if (fb_now_ms() - t > c->longest_ms)
-            c->longest_ms = fb_now_ms() - t;
+        if (test_now_ms() - t > c->longest_ms)
+            c->longest_ms = test_now_ms() - t;
         c->done++;
     }
     return NULL;
@@ -378,7 +378,7 @@ static int restart_service(fault_bank *b, int port)
     for (int attempt = 0; attempt < 50; attempt++) { /* the port may linger a moment */
         if (fb_service_start(b, port) == 0)
             return 0;
-        fb_sleep_ms(200);
+        test_sleep_ms(200);
     }
     return -1;
 }
@@ -388,21 +388,21 @@ static void *busi_faults(void *arg)
     busi_fault_ctx *c = arg;
     int port = fb_service_port(c->bank);
     for (int i = 0; i < c->count; i++) {
-        fb_sleep_ms(2000);
-        long long t = fb_now_ms();
+        test_sleep_ms(2000);
+        long long t = test_now_ms();
         fb_service_stop(c->bank); /* connection refused from now on */
-        fb_sleep_ms(c->down_ms);
+        test_sleep_ms(c->down_ms);
         if (restart_service(c->bank, port) != 0) {
             fprintf(stderr, "fault: the bank service could not listen on %d again\n", port);
             return NULL;
         }
         fb_mark_back(c->bank, 0);
-        if (fb_now_ms() - t > c->longest_down_ms)
-            c->longest_down_ms = fb_now_ms() - t;
+        if (test_now_ms() - t > c->longest_down_ms)
+            c->longest_down_ms = test_now_ms() - t;
         c->downs++;
-        fb_sleep_ms(2000);
+        test_sleep_ms(2000);
         fb_set_faults(c->bank, c->err_pct, 100, c->slow_call_ms); /* every call too slow */
-        fb_sleep_ms(c->slow_ms);
+        test_sleep_ms(c->slow_ms);
         fb_set_faults(c->bank, c->err_pct, c->delay_pct, c->delay_ms);
         fb_mark_back(c->bank, 0);
         c->slows++;
@@ -478,9 +478,9 @@ START_TEST(scaleout_kill)
     }
 
     fb_workload_start(b);
-    long long until = fb_now_ms() + 30000; /* kill once a third is acknowledged */
-    while (fb_acked(b) < o.transactions / 3 && fb_now_ms() < until)
-        fb_sleep_ms(100);
+    long long until = test_now_ms() + 30000; /* kill once a third is acknowledged */
+    while (fb_acked(b) < o.transactions / 3 && test_now_ms() < until)
+        test_sleep_ms(100);
     fb_set_dtmq(b, 0, NULL);
     int rc = dtmq_stop(&d[0], SIGKILL, 10);
     fb_mark_back(b, 0); /* the survivors are "back" at once: resume_ms shows the take-over */

@@ -15,53 +15,16 @@
 #include <time.h>
 
 #include "busi.h"
+#include "e2e_env.h"
 #include "kafkatest.h"
 #include "testlib.h"
 
-typedef struct kenv {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char prefix[64];   /* this test's topic prefix, e.g. "t-ab12cd." */
-    char group[64];
-    char bootstrap[256];
-} kenv;
-
-static void topic(const kenv *env, const char *suffix, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s%s", env->prefix, suffix);
-}
-
-/* dtmq on real Kafka with topics and group of its own; extra args appended. */
-static void kenv_start(kenv *env, const char *const *extra)
-{
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    test_store_uri(env->store, sizeof(env->store));
-    char id[32];
-    e2e_gid(id, sizeof(id), "t");
-    snprintf(env->prefix, sizeof(env->prefix), "%s.", id);
-    snprintf(env->group, sizeof(env->group), "g-%s", id);
-    snprintf(env->bootstrap, sizeof(env->bootstrap), "%s", test_kafka_bootstrap());
-    const char *args[24] = {"--kafka", env->bootstrap, "--kafka-topic-prefix", env->prefix,
-                            "--kafka-group", env->group};
-    size_t n = 6;
-    for (size_t i = 0; extra && extra[i] && n < 23; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    e2e_start(&env->dtmq, env->store, args);
-}
-
-static void kenv_stop(kenv *env)
-{
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
-}
+typedef e2e_kafka_env kenv;
 
 static void produce_submit(const kenv *env, const char *key, const char *value)
 {
     char t[128];
-    topic(env, "submit", t, sizeof(t));
+    e2e_kafka_topic(env, "submit", t, sizeof(t));
     ck_assert_int_eq(kt_produce(env->bootstrap, t, key, value, strlen(value), NULL), 0);
 }
 
@@ -74,8 +37,8 @@ static char *saga_message(const kenv *env, const char *gid, const char *extra_js
                       "{\"action\":\"%s/api/Out\",\"compensate\":\"%s/api/OutRevert\"},"
                       "{\"action\":\"%s/api/In\",\"compensate\":\"%s/api/InRevert\"}],"
                       "\"payloads\":[\"{}\",\"{}\"]%s%s}",
-                      gid, busi_url(env->svc), busi_url(env->svc), busi_url(env->svc),
-                      busi_url(env->svc), extra_json ? "," : "", extra_json ? extra_json : "");
+                      gid, busi_url(env->e.svc), busi_url(env->e.svc), busi_url(env->e.svc),
+                      busi_url(env->e.svc), extra_json ? "," : "", extra_json ? extra_json : "");
     ck_assert_int_ge(rc, 0);
     return text;
 }
@@ -83,16 +46,16 @@ static char *saga_message(const kenv *env, const char *gid, const char *extra_js
 START_TEST(kafka_submit_runs_the_saga_and_replies)
 {
     kenv env;
-    kenv_start(&env, NULL);
+    e2e_kafka_env_start(&env, "t", NULL);
     char gid[64], replies[128], extra[256];
     e2e_gid(gid, sizeof(gid), "ks");
-    topic(&env, "replies", replies, sizeof(replies));
+    e2e_kafka_topic(&env, "replies", replies, sizeof(replies));
     snprintf(extra, sizeof(extra), "\"reply_to\":\"%s\",\"wait_result\":true", replies);
     char *msg = saga_message(&env, gid, extra);
     produce_submit(&env, gid, msg);
-    e2e_wait_status(&env.dtmq, gid, "succeed", 30);
-    ck_assert_int_eq(busi_count(env.svc, "/api/Out", gid, "action"), 1);
-    ck_assert_int_eq(busi_count(env.svc, "/api/In", gid, "action"), 1);
+    e2e_wait_status(&env.e.dtmq, gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/Out", gid, "action"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/In", gid, "action"), 1);
     kt_msg *m;
     size_t n = kt_read(env.bootstrap, replies, 2, 15000, &m);
     ck_assert_uint_eq(n, 2);
@@ -112,7 +75,7 @@ START_TEST(kafka_submit_runs_the_saga_and_replies)
     ck_assert_int_eq(finished, 1);
     kt_free(m, n);
     free(msg);
-    kenv_stop(&env);
+    e2e_kafka_env_stop(&env);
 }
 END_TEST
 
@@ -134,7 +97,7 @@ static const struct {
 START_TEST(bad_messages_go_to_the_dlq_and_do_not_stall)
 {
     kenv env;
-    kenv_start(&env, NULL);
+    e2e_kafka_env_start(&env, "t", NULL);
     size_t bad = sizeof(bad_messages) / sizeof(bad_messages[0]);
     /* every message on one partition (same key would do; here: produce in order, then a good one) */
     for (size_t i = 0; i < bad; i++)
@@ -143,9 +106,9 @@ START_TEST(bad_messages_go_to_the_dlq_and_do_not_stall)
     e2e_gid(gid, sizeof(gid), "ok");
     char *good = saga_message(&env, gid, NULL);
     produce_submit(&env, gid, good);
-    e2e_wait_status(&env.dtmq, gid, "succeed", 30);
+    e2e_wait_status(&env.e.dtmq, gid, "succeed", 30);
     char dlq[128];
-    topic(&env, "submit.dlq", dlq, sizeof(dlq));
+    e2e_kafka_topic(&env, "submit.dlq", dlq, sizeof(dlq));
     kt_msg *m;
     size_t n = kt_read(env.bootstrap, dlq, bad, 15000, &m);
     ck_assert_uint_eq(n, bad);
@@ -167,11 +130,11 @@ START_TEST(bad_messages_go_to_the_dlq_and_do_not_stall)
     char path[256];
     snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=b5");
     int status;
-    json_t *q = e2e_call(&env.dtmq, "GET", path, NULL, &status);
+    json_t *q = e2e_call(&env.e.dtmq, "GET", path, NULL, &status);
     ck_assert(json_is_null(json_object_get(q, "transaction"))); /* nothing stored for bad input */
     json_decref(q);
     free(good);
-    kenv_stop(&env);
+    e2e_kafka_env_stop(&env);
 }
 END_TEST
 
@@ -195,7 +158,7 @@ static void worker_reply(const kenv *env, const char *gid, const char *bid, cons
                          const char *result)
 {
     char reply[128], value[512];
-    topic(env, "reply", reply, sizeof(reply));
+    e2e_kafka_topic(env, "reply", reply, sizeof(reply));
     snprintf(value, sizeof(value), "{\"gid\":\"%s\",\"branch_id\":\"%s\",\"op\":\"%s\",\"dtm_result\":\"%s\"}",
              gid, bid, op, result);
     ck_assert_int_eq(kt_produce(env->bootstrap, reply, gid, value, strlen(value), NULL), 0);
@@ -204,19 +167,19 @@ static void worker_reply(const kenv *env, const char *gid, const char *bid, cons
 START_TEST(kafka_branches_are_decided_by_worker_replies)
 {
     kenv env;
-    kenv_start(&env, NULL);
+    e2e_kafka_env_start(&env, "t", NULL);
     char gid[64], ta[128], tb[128], ta_rev[128], tb_rev[128], body[1024];
     e2e_gid(gid, sizeof(gid), "kb");
-    topic(&env, "stepA", ta, sizeof(ta));
-    topic(&env, "stepB", tb, sizeof(tb));
-    topic(&env, "stepA-revert", ta_rev, sizeof(ta_rev));
-    topic(&env, "stepB-revert", tb_rev, sizeof(tb_rev));
+    e2e_kafka_topic(&env, "stepA", ta, sizeof(ta));
+    e2e_kafka_topic(&env, "stepB", tb, sizeof(tb));
+    e2e_kafka_topic(&env, "stepA-revert", ta_rev, sizeof(ta_rev));
+    e2e_kafka_topic(&env, "stepB-revert", tb_rev, sizeof(tb_rev));
     snprintf(body, sizeof(body),
              "{\"gid\":\"%s\",\"trans_type\":\"saga\",\"request_timeout\":20,\"steps\":["
              "{\"action\":\"kafka://%s\",\"compensate\":\"kafka://%s\"},"
              "{\"action\":\"kafka://%s\",\"compensate\":\"kafka://%s\"}],\"payloads\":[\"{\\\"a\\\":1}\",\"{\\\"b\\\":2}\"]}",
              gid, ta, ta_rev, tb, tb_rev);
-    e2e_post_expect(&env.dtmq, "submit", body, 200);
+    e2e_post_expect(&env.e.dtmq, "submit", body, 200);
     size_t n;
     kt_msg *m = expect_branch(&env, ta, gid, "01", "action", &n);
     ck_assert_str_eq(m[0].value, "{\"a\":1}");
@@ -234,8 +197,8 @@ START_TEST(kafka_branches_are_decided_by_worker_replies)
     m = expect_branch(&env, ta_rev, gid, "01", "compensate", &n);
     kt_free(m, n);
     worker_reply(&env, gid, "01", "compensate", "SUCCESS");
-    e2e_wait_status(&env.dtmq, gid, "failed", 30);
-    kenv_stop(&env);
+    e2e_wait_status(&env.e.dtmq, gid, "failed", 30);
+    e2e_kafka_env_stop(&env);
 }
 END_TEST
 
@@ -243,16 +206,16 @@ START_TEST(msg_kafka_branch_succeeds_on_publish_and_events_are_published)
 {
     const char *args[] = {"--kafka-events", "1", NULL};
     kenv env;
-    kenv_start(&env, args);
+    e2e_kafka_env_start(&env, "t", args);
     char gid[64], orders[128], events[128], body[1024];
     e2e_gid(gid, sizeof(gid), "km");
-    topic(&env, "orders", orders, sizeof(orders));
-    topic(&env, "events", events, sizeof(events));
+    e2e_kafka_topic(&env, "orders", orders, sizeof(orders));
+    e2e_kafka_topic(&env, "events", events, sizeof(events));
     snprintf(body, sizeof(body),
              "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"steps\":[{\"action\":\"kafka://%s\"}],"
              "\"payloads\":[\"{\\\"order\\\":7}\"]}", gid, orders);
-    e2e_post_expect(&env.dtmq, "submit", body, 200);
-    e2e_wait_status(&env.dtmq, gid, "succeed", 30);
+    e2e_post_expect(&env.e.dtmq, "submit", body, 200);
+    e2e_wait_status(&env.e.dtmq, gid, "succeed", 30);
     kt_msg *m;
     size_t n = kt_read(env.bootstrap, orders, 1, 15000, &m);
     ck_assert_uint_eq(n, 1);
@@ -268,33 +231,32 @@ START_TEST(msg_kafka_branch_succeeds_on_publish_and_events_are_published)
         json_decref(ev);
     }
     kt_free(m, n);
-    kenv_stop(&env);
+    e2e_kafka_env_stop(&env);
 }
 END_TEST
 
 START_TEST(replies_for_unknown_gids_are_counted_not_applied)
 {
     kenv env;
-    kenv_start(&env, NULL);
+    e2e_kafka_env_start(&env, "t", NULL);
     worker_reply(&env, "no-such-gid", "01", "action", "SUCCESS");
     char reply[128];
-    topic(&env, "reply", reply, sizeof(reply));
+    e2e_kafka_topic(&env, "reply", reply, sizeof(reply));
     ck_assert_int_eq(kt_produce(env.bootstrap, reply, "x", "garbage", 7, NULL), 0);
     long unknown = 0;
     for (int i = 0; i < 100 && unknown < 2; i++) {
         int status;
-        json_t *info = e2e_call(&env.dtmq, "GET", "/api/info", NULL, &status);
+        json_t *info = e2e_call(&env.e.dtmq, "GET", "/api/info", NULL, &status);
         unknown = (long)json_integer_value(json_object_get(json_object_get(info, "kafka_ingress"), "replies_unknown"));
         json_decref(info);
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
+        test_sleep_ms(100);
     }
     ck_assert_int_eq(unknown, 2);
     int status;
-    json_t *q = e2e_call(&env.dtmq, "GET", "/api/dtmsvr/query?gid=no-such-gid", NULL, &status);
+    json_t *q = e2e_call(&env.e.dtmq, "GET", "/api/dtmsvr/query?gid=no-such-gid", NULL, &status);
     ck_assert(json_is_null(json_object_get(q, "transaction")));
     json_decref(q);
-    kenv_stop(&env);
+    e2e_kafka_env_stop(&env);
 }
 END_TEST
 
@@ -302,8 +264,8 @@ START_TEST(kill_9_while_consuming_loses_nothing)
 {
     enum { N = 20 };
     kenv env;
-    kenv_start(&env, NULL);
-    busi_rule(env.svc, "/api/In", NULL, NULL, 200, NULL, 150, -1);
+    e2e_kafka_env_start(&env, "t", NULL);
+    busi_rule(env.e.svc, "/api/In", NULL, NULL, 200, NULL, 150, -1);
     char gids[N][64];
     for (int i = 0; i < N; i++) {
         e2e_gid(gids[i], sizeof(gids[i]), "kc");
@@ -311,20 +273,20 @@ START_TEST(kill_9_while_consuming_loses_nothing)
         produce_submit(&env, gids[i], msg);
         free(msg);
     }
-    ck_assert_int_ge(busi_wait(env.svc, "/api/In", NULL, NULL, 3, 20000), 3);
-    ck_assert_int_eq(dtmq_stop(&env.dtmq, SIGKILL, 10), 128 + SIGKILL);
+    ck_assert_int_ge(busi_wait(env.e.svc, "/api/In", NULL, NULL, 3, 20000), 3);
+    ck_assert_int_eq(dtmq_stop(&env.e.dtmq, SIGKILL, 10), 128 + SIGKILL);
     const char *args[] = {"--kafka", env.bootstrap, "--kafka-topic-prefix", env.prefix,
                           "--kafka-group", env.group, NULL};
-    e2e_start(&env.dtmq, env.store, args);
+    e2e_start(&env.e.dtmq, env.e.store, args);
     for (int i = 0; i < N; i++)
-        e2e_wait_status(&env.dtmq, gids[i], "succeed", 60);
+        e2e_wait_status(&env.e.dtmq, gids[i], "succeed", 60);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_ge(busi_count(env.svc, "/api/Out", gids[i], "action"), 1);
-        ck_assert_int_ge(busi_count(env.svc, "/api/In", gids[i], "action"), 1);
+        ck_assert_int_ge(busi_count(env.e.svc, "/api/Out", gids[i], "action"), 1);
+        ck_assert_int_ge(busi_count(env.e.svc, "/api/In", gids[i], "action"), 1);
         /* a step is repeated only if its answer was lost in the crash */
-        ck_assert_int_le(busi_count(env.svc, "/api/Out", gids[i], "action"), 2);
+        ck_assert_int_le(busi_count(env.e.svc, "/api/Out", gids[i], "action"), 2);
     }
-    kenv_stop(&env);
+    e2e_kafka_env_stop(&env);
 }
 END_TEST
 
@@ -357,15 +319,13 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("kafka");
-    TCase *tc = tcase_create("kafka");
-    tcase_set_timeout(tc, 150);
-    tcase_add_test(tc, kafka_submit_runs_the_saga_and_replies);
-    tcase_add_test(tc, bad_messages_go_to_the_dlq_and_do_not_stall);
-    tcase_add_test(tc, kafka_branches_are_decided_by_worker_replies);
-    tcase_add_test(tc, msg_kafka_branch_succeeds_on_publish_and_events_are_published);
-    tcase_add_test(tc, replies_for_unknown_gids_are_counted_not_applied);
-    tcase_add_test(tc, kill_9_while_consuming_loses_nothing);
-    tcase_add_test(tc, embedded_kafka_takes_submit_messages);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 150};
+    test_add(&g, kafka_submit_runs_the_saga_and_replies);
+    test_add(&g, bad_messages_go_to_the_dlq_and_do_not_stall);
+    test_add(&g, kafka_branches_are_decided_by_worker_replies);
+    test_add(&g, msg_kafka_branch_succeeds_on_publish_and_events_are_published);
+    test_add(&g, replies_for_unknown_gids_are_counted_not_applied);
+    test_add(&g, kill_9_while_consuming_loses_nothing);
+    test_add(&g, embedded_kafka_takes_submit_messages);
     return run_suite(s);
 }

@@ -85,9 +85,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("metrics");
-    TCase *tc = tcase_create("metrics");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, metrics_count_what_happened);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 60};
+    test_add(&g, metrics_count_what_happened);
     return run_suite(s);
 }

@@ -20,38 +20,12 @@
 #include <time.h>
 
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
 #define QUERY_PREPARED "/api/QueryPrepared"
 
-typedef struct msg_env {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char gid[64];
-} msg_env;
-
-static void env_start(msg_env *env, const char *const *extra_args)
-{
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, extra_args);
-    e2e_gid(env->gid, sizeof(env->gid), "msg");
-}
-
-static void env_stop(msg_env *env)
-{
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+typedef e2e_env msg_env;
 
 /* busi's URL for path, in buf. */
 static const char *svc_url(const msg_env *env, const char *path, char *buf, size_t len)
@@ -175,7 +149,7 @@ static void assert_action(const msg_env *env, const busi_call *c, const char *pa
 START_TEST(msg_prepare_then_submit_delivers_actions_in_order)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     /* step 2 has an empty payload: DTM calls it with GET */
     json_t *extra = json_pack("{s:[s,s]}", "payloads", "{\"amount\":10}", "");
     char *body = msg_body(&env, env.gid, 2, json_deep_copy(extra));
@@ -212,14 +186,14 @@ START_TEST(msg_prepare_then_submit_delivers_actions_in_order)
     e2e_post_expect(&env.dtmq, "prepare", body, 409); /* nor prepare */
     free(body);
     free(submit_body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_submit_without_prepare_delivers)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     char *body = msg_body(&env, env.gid, 3, json_pack("{s:n}", "query_prepared"));
     e2e_post_expect(&env.dtmq, "submit", body, 200);
     e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
@@ -231,14 +205,14 @@ START_TEST(msg_submit_without_prepare_delivers)
     assert_action(&env, &calls[2], "/api/Msg3", "03", "POST", "{\"amount\":30}");
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_concurrent_actions_go_out_at_once)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     for (int i = 1; i <= 3; i++) {
         char path[32];
         snprintf(path, sizeof(path), "/api/Msg%d", i);
@@ -256,14 +230,14 @@ START_TEST(msg_concurrent_actions_go_out_at_once)
         ck_assert_str_eq(calls[i].op, "action");
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_action_error_is_retried_until_success)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     busi_rule(env.svc, "/api/Msg1", NULL, NULL, 500, NULL, 0, 1);
     char *body = msg_body(&env, env.gid, 2, NULL);
     e2e_post_expect(&env.dtmq, "submit", body, 200);
@@ -277,14 +251,14 @@ START_TEST(msg_action_error_is_retried_until_success)
     ck_assert_str_eq(calls[2].path, "/api/Msg2");
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_action_failure_is_retried_never_rolled_back)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     busi_rule(env.svc, "/api/Msg1", NULL, NULL, 409, NULL, 0, 1);
     char *body = msg_body(&env, env.gid, 1, NULL);
     e2e_post_expect(&env.dtmq, "submit", body, 200);
@@ -297,16 +271,16 @@ START_TEST(msg_action_failure_is_retried_never_rolled_back)
     ck_assert_int_eq(busi_count(env.svc, "/api/Msg1", env.gid, "action"), 2);
     ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 2); /* nothing else: no compensation */
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_delay_holds_actions_back)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     char *body = msg_body(&env, env.gid, 1, json_pack("{s:s}", "custom_data", "{\"delay\":2}"));
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     e2e_post_expect(&env.dtmq, "submit", body, 200);
     assert_status(&env, env.gid, "submitted");
     ck_assert_int_eq(busi_wait(env.svc, "/api/Msg1", NULL, NULL, 1, 10000), 1);
@@ -318,7 +292,7 @@ START_TEST(msg_delay_holds_actions_back)
                   calls[0].time_ms - t0);
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -326,12 +300,12 @@ END_TEST
 START_TEST(msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     prepare(&env, env.gid, 1, NULL);
     char body[256];
     snprintf(body, sizeof(body), "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"custom_data\":\"{\\\"delay\\\":2}\"}",
              env.gid);
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     e2e_post_expect(&env.dtmq, "submit", body, 200);
     ck_assert_int_eq(busi_wait(env.svc, "/api/Msg1", NULL, NULL, 1, 10000), 1);
     busi_call *calls;
@@ -340,7 +314,7 @@ START_TEST(msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back)
     ck_assert_msg(calls[n - 1].time_ms - t0 >= 1500, "action %lld ms after submit, before the delay",
                   calls[n - 1].time_ms - t0);
     busi_calls_free(calls, n);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -349,8 +323,8 @@ END_TEST
 START_TEST(msg_unsubmitted_is_checked_back_and_committed_on_success)
 {
     msg_env env;
-    env_start(&env, NULL);
-    long long t0 = now_ms();
+    e2e_env_start(&env, true, "msg", NULL);
+    long long t0 = test_wall_ms();
     prepare(&env, env.gid, 2, NULL);
     ck_assert_int_eq(busi_wait(env.svc, QUERY_PREPARED, NULL, NULL, 1, 15000), 1);
     e2e_wait_status(&env.dtmq, env.gid, "succeed", 15);
@@ -371,14 +345,14 @@ START_TEST(msg_unsubmitted_is_checked_back_and_committed_on_success)
     assert_action(&env, &calls[1], "/api/Msg1", "01", "POST", "{\"amount\":10}");
     assert_action(&env, &calls[2], "/api/Msg2", "02", "POST", "{\"amount\":20}");
     busi_calls_free(calls, n);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_check_back_failure_fails_without_any_action)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     busi_rule(env.svc, QUERY_PREPARED, NULL, NULL, 409, NULL, 0, -1);
     prepare(&env, env.gid, 2, NULL);
     e2e_wait_status(&env.dtmq, env.gid, "failed", 15);
@@ -386,14 +360,14 @@ START_TEST(msg_check_back_failure_fails_without_any_action)
     ck_assert_int_eq(busi_wait(env.svc, "/api/Msg1", NULL, NULL, 1, 1500), 0);
     ck_assert_int_eq(busi_count(env.svc, "/api/Msg2", NULL, NULL), 0);
     finish(&env, "submit", env.gid, 409); /* too late */
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_check_back_ongoing_asks_again_later)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     busi_rule(env.svc, QUERY_PREPARED, NULL, NULL, 425, NULL, 0, -1);
     prepare(&env, env.gid, 1, NULL);
     ck_assert_int_ge(busi_wait(env.svc, QUERY_PREPARED, NULL, NULL, 2, 20000), 2);
@@ -404,14 +378,14 @@ START_TEST(msg_check_back_ongoing_asks_again_later)
     e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
     ck_assert_int_gt(qp_count(&env, env.gid), asked);
     ck_assert_int_eq(busi_count(env.svc, "/api/Msg1", env.gid, "action"), 1);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_abort_of_prepared_fails_without_calls)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     prepare(&env, env.gid, 2, NULL);
     finish(&env, "abort", env.gid, 200);
     assert_status(&env, env.gid, "failed");
@@ -431,7 +405,7 @@ START_TEST(msg_abort_of_prepared_fails_without_calls)
     e2e_wait_status(&env.dtmq, gid, "succeed", 20);
     finish(&env, "abort", gid, 409);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -444,7 +418,7 @@ END_TEST
 START_TEST(msg_check_back_matrix)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     enum { N = 7 };
     char gids[N][64];
     const char *deliver = "/api/Deliver";
@@ -487,7 +461,7 @@ START_TEST(msg_check_back_matrix)
         if (strcmp(calls[i].path, deliver) == 0)
             ck_assert_str_eq(calls[i].body, calls[i].gid); /* each msg got its own payload */
     busi_calls_free(calls, n);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -526,7 +500,7 @@ static void subscribe(const msg_env *env, const char *method, const char *topic,
 START_TEST(msg_topic_fans_out_to_every_subscriber)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     subscribe(&env, "GET", "orders", "/api/SubA", "first");
     subscribe(&env, "POST", "orders", "/api/SubB?tenant=7", "second"); /* its own query string */
     char *body = msg_body(&env, env.gid, 1,
@@ -543,14 +517,14 @@ START_TEST(msg_topic_fans_out_to_every_subscriber)
     assert_action(&env, &calls[1], "/api/SubB", "01-02", "POST", "{\"order\":7}");
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(msg_unknown_topic_and_missing_query_prepared_are_rejected)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     char *body = msg_body(&env, env.gid, 1, json_pack("{s:[{s:s}]}", "steps", "action", "topic://nope"));
     post_rejected(&env, "submit", body, 400, "nope");
     post_rejected(&env, "prepare", body, 400, "nope");
@@ -577,7 +551,7 @@ START_TEST(msg_unknown_topic_and_missing_query_prepared_are_rejected)
     json_t *j = e2e_call(&env.dtmq, "GET", "/api/ping", NULL, &status);
     ck_assert_int_eq(status, 200);
     json_decref(j);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -586,7 +560,7 @@ END_TEST
 START_TEST(msg_survives_kill_9_with_an_action_in_flight)
 {
     msg_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "msg", NULL);
     busi_rule(env.svc, "/api/Msg1", NULL, NULL, 200, NULL, 1500, 1); /* slow once */
     prepare(&env, env.gid, 2, NULL);
     finish(&env, "submit", env.gid, 200);
@@ -597,30 +571,28 @@ START_TEST(msg_survives_kill_9_with_an_action_in_flight)
     ck_assert_int_ge(busi_count(env.svc, "/api/Msg1", env.gid, "action"), 1);
     ck_assert_int_ge(busi_count(env.svc, "/api/Msg2", env.gid, "action"), 1);
     ck_assert_int_eq(qp_count(&env, NULL), 0); /* it was submitted: never asked back */
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 int main(void)
 {
     Suite *s = suite_create("msg");
-    TCase *tc = tcase_create("msg");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, msg_prepare_then_submit_delivers_actions_in_order);
-    tcase_add_test(tc, msg_submit_without_prepare_delivers);
-    tcase_add_test(tc, msg_concurrent_actions_go_out_at_once);
-    tcase_add_test(tc, msg_action_error_is_retried_until_success);
-    tcase_add_test(tc, msg_action_failure_is_retried_never_rolled_back);
-    tcase_add_test(tc, msg_delay_holds_actions_back);
-    tcase_add_test(tc, msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back);
-    tcase_add_test(tc, msg_unsubmitted_is_checked_back_and_committed_on_success);
-    tcase_add_test(tc, msg_check_back_failure_fails_without_any_action);
-    tcase_add_test(tc, msg_check_back_ongoing_asks_again_later);
-    tcase_add_test(tc, msg_abort_of_prepared_fails_without_calls);
-    tcase_add_test(tc, msg_check_back_matrix);
-    tcase_add_test(tc, msg_topic_fans_out_to_every_subscriber);
-    tcase_add_test(tc, msg_unknown_topic_and_missing_query_prepared_are_rejected);
-    tcase_add_test(tc, msg_survives_kill_9_with_an_action_in_flight);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, msg_prepare_then_submit_delivers_actions_in_order);
+    test_add(&g, msg_submit_without_prepare_delivers);
+    test_add(&g, msg_concurrent_actions_go_out_at_once);
+    test_add(&g, msg_action_error_is_retried_until_success);
+    test_add(&g, msg_action_failure_is_retried_never_rolled_back);
+    test_add(&g, msg_delay_holds_actions_back);
+    test_add(&g, msg_delay_given_at_submit_of_a_prepared_msg_holds_actions_back);
+    test_add(&g, msg_unsubmitted_is_checked_back_and_committed_on_success);
+    test_add(&g, msg_check_back_failure_fails_without_any_action);
+    test_add(&g, msg_check_back_ongoing_asks_again_later);
+    test_add(&g, msg_abort_of_prepared_fails_without_calls);
+    test_add(&g, msg_check_back_matrix);
+    test_add(&g, msg_topic_fans_out_to_every_subscriber);
+    test_add(&g, msg_unknown_topic_and_missing_query_prepared_are_rejected);
+    test_add(&g, msg_survives_kill_9_with_an_action_in_flight);
     return run_suite(s);
 }

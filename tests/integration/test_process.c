@@ -280,15 +280,13 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("process");
-    TCase *tc = tcase_create("process");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, ping_version_and_new_gid);
-    tcase_add_test(tc, unknown_route_wrong_method_and_oversized_body);
-    tcase_add_test(tc, info_embedded_defaults);
-    tcase_add_test(tc, info_real_kafka_and_mongo_store_hides_password);
-    tcase_add_test(tc, start_failures_name_the_problem);
-    tcase_add_test(tc, port_in_use_and_bad_config_file);
-    tcase_add_test(tc, sigint_also_stops_cleanly);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 120};
+    test_add(&g, ping_version_and_new_gid);
+    test_add(&g, unknown_route_wrong_method_and_oversized_body);
+    test_add(&g, info_embedded_defaults);
+    test_add(&g, info_real_kafka_and_mongo_store_hides_password);
+    test_add(&g, start_failures_name_the_problem);
+    test_add(&g, port_in_use_and_bad_config_file);
+    test_add(&g, sigint_also_stops_cleanly);
     return run_suite(s);
 }

@@ -124,11 +124,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("recovery");
-    TCase *tc = tcase_create("recovery");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, two_processes_share_the_load_and_never_run_a_step_twice);
-    tcase_add_test(tc, killed_process_work_is_finished_by_the_other);
-    tcase_add_test(tc, graceful_stop_hands_transactions_over_at_once);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 120};
+    test_add(&g, two_processes_share_the_load_and_never_run_a_step_twice);
+    test_add(&g, killed_process_work_is_finished_by_the_other);
+    test_add(&g, graceful_stop_hands_transactions_over_at_once);
     return run_suite(s);
 }

@@ -78,10 +78,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("retention");
-    TCase *tc = tcase_create("retention");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, finished_transactions_expire_unfinished_stay);
-    tcase_add_test(tc, nothing_expires_by_default);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, finished_transactions_expire_unfinished_stay);
+    test_add(&g, nothing_expires_by_default);
     return run_suite(s);
 }

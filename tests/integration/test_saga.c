@@ -14,29 +14,10 @@
 #include <string.h>
 
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
-typedef struct saga_env {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char gid[64];
-} saga_env;
-
-static void env_start(saga_env *env, const char *const *extra_args)
-{
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, extra_args);
-    e2e_gid(env->gid, sizeof(env->gid), "saga");
-}
-
-static void env_stop(saga_env *env)
-{
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
-}
+typedef e2e_env saga_env;
 
 /* A saga body with n steps /api/Step<i>{,Revert}; extra is merged in (may be NULL). */
 static char *saga_body(const saga_env *env, int n, json_t *extra)
@@ -69,7 +50,7 @@ static void submit(const saga_env *env, const char *body, int want_status)
 START_TEST(saga_success_calls_actions_in_order_with_dtm_parameters)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     json_t *extra = json_pack("{s:b, s:{s:s}}", "wait_result", 1, "branch_headers", "X-Trace", "t-42");
     char *body = saga_body(&env, 2, extra);
     submit(&env, body, 200); /* wait_result: answered when the saga ended */
@@ -94,14 +75,14 @@ START_TEST(saga_success_calls_actions_in_order_with_dtm_parameters)
     ck_assert_str_eq(calls[1].body, "{\"amount\":20}");
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(saga_failure_compensates_in_reverse_including_the_failed_step)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     busi_rule(env.svc, "/api/Step3", NULL, NULL, 409, NULL, 0, -1);
     char *body = saga_body(&env, 3, json_pack("{s:b}", "wait_result", 1));
     submit(&env, body, 409); /* DTM: a wait_result submit that ends failed answers 409 */
@@ -127,14 +108,14 @@ START_TEST(saga_failure_compensates_in_reverse_including_the_failed_step)
     ck_assert_ptr_nonnull(strstr(reason, "03"));
     json_decref(q);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(saga_ongoing_and_errors_are_retried_until_success)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     busi_rule(env.svc, "/api/Step1", NULL, NULL, 425, NULL, 0, 2);
     busi_rule(env.svc, "/api/Step2", NULL, NULL, 500, NULL, 0, 1);
     char *body = saga_body(&env, 2, NULL);
@@ -144,14 +125,14 @@ START_TEST(saga_ongoing_and_errors_are_retried_until_success)
     ck_assert_int_eq(busi_count(env.svc, "/api/Step2", env.gid, "action"), 2);
     ck_assert_int_eq(busi_count(env.svc, "/api/Step1Revert", NULL, NULL), 0);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(saga_timeout_rolls_back_what_may_have_run)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     busi_rule(env.svc, "/api/Step2", NULL, NULL, 425, NULL, 0, -1); /* never finishes */
     char *body = saga_body(&env, 3, json_pack("{s:i}", "timeout_to_fail", 2));
     submit(&env, body, 200);
@@ -168,14 +149,14 @@ START_TEST(saga_timeout_rolls_back_what_may_have_run)
                      "Timeout after 2 seconds");
     json_decref(q);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(saga_retry_limit_aborts)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     busi_rule(env.svc, "/api/Step1", NULL, NULL, 500, NULL, 0, -1);
     char *body = saga_body(&env, 1, json_pack("{s:i}", "retry_limit", 1));
     submit(&env, body, 200);
@@ -183,14 +164,14 @@ START_TEST(saga_retry_limit_aborts)
     ck_assert_int_ge(busi_count(env.svc, "/api/Step1", NULL, NULL), 2);
     ck_assert_int_eq(busi_count(env.svc, "/api/Step1Revert", NULL, NULL), 1);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 START_TEST(saga_concurrent_orders_wait_for_dependencies)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     busi_rule(env.svc, "/api/Step1", NULL, NULL, 200, NULL, 400, 1);
     busi_rule(env.svc, "/api/Step2", NULL, NULL, 200, NULL, 400, 1);
     /* steps 1 and 2 at once; step 3 after both */
@@ -207,7 +188,7 @@ START_TEST(saga_concurrent_orders_wait_for_dependencies)
     ck_assert_int_ge(calls[2].time_ms - calls[1].time_ms, 300);
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
@@ -218,7 +199,7 @@ START_TEST(saga_failing_compensation_is_retried_flagged_and_alerted)
     char hook[256];
     snprintf(hook, sizeof(hook), "%s/alert", busi_url(alerts));
     const char *args[] = {"--alert-web-hook", hook, "--alert-retry-limit", "2", NULL};
-    env_start(&env, args);
+    e2e_env_start(&env, true, "saga", args);
     busi_rule(env.svc, "/api/Step2", NULL, NULL, 409, NULL, 0, -1);
     busi_rule(env.svc, "/api/Step1Revert", NULL, NULL, 409, NULL, 0, -1);
     char *body = saga_body(&env, 2, NULL);
@@ -243,7 +224,7 @@ START_TEST(saga_failing_compensation_is_retried_flagged_and_alerted)
     json_decref(alert);
     busi_calls_free(calls, n);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
     busi_stop(alerts);
 }
 END_TEST
@@ -251,7 +232,7 @@ END_TEST
 START_TEST(saga_survives_kill_9_in_the_middle)
 {
     saga_env env;
-    env_start(&env, NULL);
+    e2e_env_start(&env, true, "saga", NULL);
     busi_rule(env.svc, "/api/Step2", NULL, NULL, 200, NULL, 1500, 1); /* slow once */
     char *body = saga_body(&env, 3, NULL);
     submit(&env, body, 200);
@@ -263,23 +244,21 @@ START_TEST(saga_survives_kill_9_in_the_middle)
     ck_assert_int_ge(busi_count(env.svc, "/api/Step2", NULL, NULL), 1);
     ck_assert_int_eq(busi_count(env.svc, "/api/Step3", NULL, NULL), 1);
     free(body);
-    env_stop(&env);
+    e2e_env_stop(&env);
 }
 END_TEST
 
 int main(void)
 {
     Suite *s = suite_create("saga");
-    TCase *tc = tcase_create("saga");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, saga_success_calls_actions_in_order_with_dtm_parameters);
-    tcase_add_test(tc, saga_failure_compensates_in_reverse_including_the_failed_step);
-    tcase_add_test(tc, saga_ongoing_and_errors_are_retried_until_success);
-    tcase_add_test(tc, saga_timeout_rolls_back_what_may_have_run);
-    tcase_add_test(tc, saga_retry_limit_aborts);
-    tcase_add_test(tc, saga_concurrent_orders_wait_for_dependencies);
-    tcase_add_test(tc, saga_failing_compensation_is_retried_flagged_and_alerted);
-    tcase_add_test(tc, saga_survives_kill_9_in_the_middle);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, saga_success_calls_actions_in_order_with_dtm_parameters);
+    test_add(&g, saga_failure_compensates_in_reverse_including_the_failed_step);
+    test_add(&g, saga_ongoing_and_errors_are_retried_until_success);
+    test_add(&g, saga_timeout_rolls_back_what_may_have_run);
+    test_add(&g, saga_retry_limit_aborts);
+    test_add(&g, saga_concurrent_orders_wait_for_dependencies);
+    test_add(&g, saga_failing_compensation_is_retried_flagged_and_alerted);
+    test_add(&g, saga_survives_kill_9_in_the_middle);
     return run_suite(s);
 }

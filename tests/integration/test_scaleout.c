@@ -18,13 +18,6 @@
 
 enum { PROCS = 3, TXNS = 60 };
 
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A step may repeat only when its first call was still in flight at the kill:
  * the first call started before it and the repeat started after it. */
 static void assert_repeats_only_across_the_kill(busi_call *calls, size_t n, long long killed_at)
@@ -69,7 +62,7 @@ START_TEST(three_processes_one_killed_every_transaction_ends)
         ck_assert_int_eq(kt_produce(bootstrap, submit, gids[i], value, strlen(value), NULL), 0);
     }
     ck_assert_int_ge(busi_wait(svc, "/api/In", NULL, NULL, TXNS / 4, 30000), TXNS / 4);
-    long long killed_at = wall_ms();
+    long long killed_at = test_wall_ms();
     ck_assert_int_eq(dtmq_stop(&p[0], SIGKILL, 10), 128 + SIGKILL);
     for (int i = 0; i < TXNS; i++)
         e2e_wait_status(&p[1 + i % 2], gids[i], "succeed", 90);
@@ -90,9 +83,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("scaleout");
-    TCase *tc = tcase_create("scaleout");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, three_processes_one_killed_every_transaction_ends);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 240};
+    test_add(&g, three_processes_one_killed_every_transaction_ends);
     return run_suite(s);
 }

@@ -21,29 +21,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <dtmq/dtmq_client.h>
 #include "busi.h"
+#include "e2e_env.h"
 #include "kafkatest.h"
+#include "stub_http.h"
 #include "testlib.h"
 
 typedef struct sdk_env {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
+    e2e_env e; /* busi, dtmq, store, gid */
     char server[128]; /* http://127.0.0.1:PORT/api/dtmsvr */
     dtmq_client *client;
-    char gid[64];
 } sdk_env;
-
-static long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static dtmq_client *client_for(const char *server, const char *bootstrap, const char *topic,
                                int timeout_ms)
@@ -57,13 +48,9 @@ static dtmq_client *client_for(const char *server, const char *bootstrap, const 
 
 static void env_start_with(sdk_env *env, const char *const *extra_args)
 {
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, extra_args);
-    snprintf(env->server, sizeof(env->server), "%s/api/dtmsvr", env->dtmq.base_url);
+    e2e_env_start(&env->e, true, "sdk", extra_args);
+    snprintf(env->server, sizeof(env->server), "%s/api/dtmsvr", env->e.dtmq.base_url);
     env->client = client_for(env->server, NULL, NULL, 0);
-    e2e_gid(env->gid, sizeof(env->gid), "sdk");
 }
 
 static void env_start(sdk_env *env)
@@ -74,14 +61,13 @@ static void env_start(sdk_env *env)
 static void env_stop(sdk_env *env)
 {
     dtmq_client_free(env->client);
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
+    e2e_env_stop(&env->e);
 }
 
 /* busi's URL for path, in buf. */
 static const char *svc_url(const sdk_env *env, const char *path, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s", busi_url(env->svc), path);
+    snprintf(buf, len, "%s%s", busi_url(env->e.svc), path);
     return buf;
 }
 
@@ -91,7 +77,7 @@ static json_t *query(const sdk_env *env, const char *gid)
     char path[256];
     snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", gid);
     int status = 0;
-    json_t *q = e2e_call(&env->dtmq, "GET", path, NULL, &status);
+    json_t *q = e2e_call(&env->e.dtmq, "GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
     ck_assert_ptr_nonnull(q);
     return q;
@@ -229,9 +215,9 @@ START_TEST(saga_success_with_a_gid_from_the_server)
     ASSERT_RC(rc, DTMQ_OK, err);
     ck_assert_str_eq(err, "");
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, gid, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, gid, st, sizeof(st)), "succeed");
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(calls[0].path, "/api/Step1");
     ck_assert_str_eq(calls[1].path, "/api/Step2");
@@ -251,21 +237,21 @@ START_TEST(saga_failure_returns_failure_and_compensates)
 {
     sdk_env env;
     env_start(&env);
-    busi_rule(env.svc, "/api/Step2", NULL, NULL, 409, NULL, 0, -1);
-    dtmq_trans *t = saga_of(&env, env.gid, 2);
+    busi_rule(env.e.svc, "/api/Step2", NULL, NULL, 409, NULL, 0, -1);
+    dtmq_trans *t = saga_of(&env, env.e.gid, 2);
     dtmq_trans_set_wait_result(t, 1);
     char err[512];
     int rc = dtmq_submit(env.client, t, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_ERR_FAILURE, err);
     char reason[256], st[32];
-    trans_field(&env, env.gid, "rollback_reason", reason, sizeof(reason));
+    trans_field(&env, env.e.gid, "rollback_reason", reason, sizeof(reason));
     ck_assert_str_ne(reason, "");
     ck_assert_msg(strstr(err, reason) != NULL, "err '%s' should carry the server's message '%s'",
                   err, reason);
     ck_assert_ptr_nonnull(strstr(err, "/api/dtmsvr/submit"));
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "failed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "failed");
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     const char *want[] = {"/api/Step1", "/api/Step2", "/api/Step2Revert", "/api/Step1Revert"};
     ck_assert_uint_eq(n, 4);
     for (size_t i = 0; i < n; i++)
@@ -282,9 +268,9 @@ START_TEST(saga_concurrent_orders_run_steps_together_then_the_dependent)
 {
     sdk_env env;
     env_start(&env);
-    busi_rule(env.svc, "/api/Step1", NULL, NULL, 200, NULL, 400, 1);
-    busi_rule(env.svc, "/api/Step2", NULL, NULL, 200, NULL, 400, 1);
-    dtmq_trans *t = saga_of(&env, env.gid, 3);
+    busi_rule(env.e.svc, "/api/Step1", NULL, NULL, 200, NULL, 400, 1);
+    busi_rule(env.e.svc, "/api/Step2", NULL, NULL, 200, NULL, 400, 1);
+    dtmq_trans *t = saga_of(&env, env.e.gid, 3);
     dtmq_trans_set_concurrent(t, 1);
     ck_assert_int_eq(dtmq_saga_add_order(t, 2, 0), DTMQ_OK);
     ck_assert_int_eq(dtmq_saga_add_order(t, 2, 1), DTMQ_OK);
@@ -293,10 +279,10 @@ START_TEST(saga_concurrent_orders_run_steps_together_then_the_dependent)
     int rc = dtmq_submit(env.client, t, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     char custom[256];
-    ck_assert_str_eq(trans_field(&env, env.gid, "custom_data", custom, sizeof(custom)),
+    ck_assert_str_eq(trans_field(&env, env.e.gid, "custom_data", custom, sizeof(custom)),
                      "{\"concurrent\":true,\"orders\":{\"2\":[0,1]}}");
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(calls[2].path, "/api/Step3");
     long long gap = calls[1].time_ms - calls[0].time_ms;
@@ -352,21 +338,21 @@ START_TEST(msg_do_and_submit_delivers_when_the_local_transaction_commits)
 {
     sdk_env env;
     env_start(&env);
-    dtmq_trans *t = msg_of(&env, env.gid);
+    dtmq_trans *t = msg_of(&env, env.e.gid);
     local_tx lt = local_tx_answering(DTMQ_OK);
     char err[512];
     int rc = dtmq_msg_do_and_submit(env.client, t, local_tx_run, &lt, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     ck_assert_int_eq(lt.calls, 1);
-    ck_assert_str_eq(lt.seen.gid, env.gid);
+    ck_assert_str_eq(lt.seen.gid, env.e.gid);
     ck_assert_str_eq(lt.seen.trans_type, "msg");
     ck_assert_str_eq(lt.seen.branch_id, "00");
     ck_assert_str_eq(lt.seen.op, "msg");
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
-    ck_assert_int_eq(busi_count(env.svc, "/api/MsgAction", env.gid, "action"), 1);
-    ck_assert_int_eq(busi_count(env.svc, "/api/QueryPrepared", NULL, NULL), 0);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 20);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/MsgAction", env.e.gid, "action"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/QueryPrepared", NULL, NULL), 0);
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(calls[0].body, "{\"sku\":42}");
     busi_calls_free(calls, n);
@@ -379,17 +365,17 @@ START_TEST(msg_do_and_submit_aborts_when_the_local_transaction_fails)
 {
     sdk_env env;
     env_start(&env);
-    dtmq_trans *t = msg_of(&env, env.gid);
+    dtmq_trans *t = msg_of(&env, env.e.gid);
     local_tx lt = local_tx_answering(DTMQ_ERR_FAILURE);
     char err[512], st[32];
     int rc = dtmq_msg_do_and_submit(env.client, t, local_tx_run, &lt, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_ERR_FAILURE, err);
     ck_assert_ptr_nonnull(strstr(err, "insufficient balance"));
     ck_assert_ptr_nonnull(strstr(err, "aborted"));
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "failed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "failed");
     /* past TimeoutToFail (3 s): a failed msg is never asked back nor delivered */
-    ck_assert_int_eq(busi_wait(env.svc, NULL, NULL, NULL, 1, 4000), 0);
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "failed");
+    ck_assert_int_eq(busi_wait(env.e.svc, NULL, NULL, NULL, 1, 4000), 0);
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "failed");
     dtmq_trans_free(t);
     env_stop(&env);
 }
@@ -401,29 +387,29 @@ START_TEST(msg_do_and_submit_asks_query_prepared_when_the_outcome_is_unknown)
     env_start(&env);
     char err[512], gid2[64];
     /* 1: query_prepared says the local transaction did not commit → abort */
-    busi_rule(env.svc, "/api/QueryPrepared", env.gid, NULL, 409, NULL, 0, -1);
-    dtmq_trans *t = msg_of(&env, env.gid);
+    busi_rule(env.e.svc, "/api/QueryPrepared", env.e.gid, NULL, 409, NULL, 0, -1);
+    dtmq_trans *t = msg_of(&env, env.e.gid);
     local_tx lt = local_tx_answering(DTMQ_ERR_UNREACHABLE);
     int rc = dtmq_msg_do_and_submit(env.client, t, local_tx_run, &lt, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_ERR_FAILURE, err);
-    e2e_wait_status(&env.dtmq, env.gid, "failed", 10);
-    ck_assert_int_eq(busi_count(env.svc, "/api/QueryPrepared", env.gid, "msg"), 1);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "failed", 10);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/QueryPrepared", env.e.gid, "msg"), 1);
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_str_eq(calls[0].method, "GET");
     ck_assert_str_eq(calls[0].trans_type, "msg");
     ck_assert_str_eq(calls[0].branch_id, "00");
     busi_calls_free(calls, n);
-    ck_assert_int_eq(busi_count(env.svc, "/api/MsgAction", NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/MsgAction", NULL, NULL), 0);
     dtmq_trans_free(t);
     /* 2: it says committed (busi's default 200) → submitted and delivered */
     e2e_gid(gid2, sizeof(gid2), "sdk");
     t = msg_of(&env, gid2);
     rc = dtmq_msg_do_and_submit(env.client, t, local_tx_run, &lt, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
-    e2e_wait_status(&env.dtmq, gid2, "succeed", 20);
-    ck_assert_int_eq(busi_count(env.svc, "/api/QueryPrepared", gid2, "msg"), 1);
-    ck_assert_int_eq(busi_count(env.svc, "/api/MsgAction", gid2, "action"), 1);
+    e2e_wait_status(&env.e.dtmq, gid2, "succeed", 20);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/QueryPrepared", gid2, "msg"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/MsgAction", gid2, "action"), 1);
     dtmq_trans_free(t);
     env_stop(&env);
 }
@@ -449,14 +435,14 @@ static void expect_calls(const sdk_env *env, const char *path, const char *op,
                          const char *const *bids, size_t n)
 {
     busi_call *calls;
-    size_t total = busi_calls(env->svc, &calls);
+    size_t total = busi_calls(env->e.svc, &calls);
     size_t k = 0;
     for (size_t i = 0; i < total; i++) {
         if (strcmp(calls[i].path, path) != 0)
             continue;
         ck_assert_msg(k < n, "unexpected extra call %s branch %s", path, calls[i].branch_id);
         ck_assert_str_eq(calls[i].method, "POST");
-        ck_assert_str_eq(calls[i].gid, env->gid);
+        ck_assert_str_eq(calls[i].gid, env->e.gid);
         ck_assert_str_eq(calls[i].op, op);
         ck_assert_str_eq(calls[i].branch_id, bids[k]);
         char payload[64];
@@ -472,7 +458,7 @@ START_TEST(tcc_two_branches_then_submit_confirms_both)
 {
     sdk_env env;
     env_start(&env);
-    dtmq_trans *t = dtmq_tcc_new(env.gid);
+    dtmq_trans *t = dtmq_tcc_new(env.e.gid);
     dtmq_trans_set_timeout_to_fail(t, 60);
     dtmq_trans_set_wait_result(t, 1);
     dtmq_trans_add_branch_header(t, "X-Tenant", "acme");
@@ -484,16 +470,16 @@ START_TEST(tcc_two_branches_then_submit_confirms_both)
     const char *tries[] = {"01", "02"}, *confirms[] = {"02", "01"};
     expect_calls(&env, "/api/Try", "try", tries, 2);
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_str_eq(calls[0].trans_type, "tcc");
     ck_assert_ptr_nonnull(strstr(calls[0].headers, "acme")); /* branch headers on the try */
     busi_calls_free(calls, n);
     rc = dtmq_submit(env.client, t, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "succeed");
     expect_calls(&env, "/api/Confirm", "confirm", confirms, 2); /* reverse order */
-    ck_assert_int_eq(busi_count(env.svc, "/api/Cancel", NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/Cancel", NULL, NULL), 0);
     dtmq_trans_free(t);
     env_stop(&env);
 }
@@ -503,10 +489,10 @@ START_TEST(tcc_try_failure_then_abort_cancels)
 {
     sdk_env env;
     env_start(&env);
-    busi_rule(env.svc, "/api/Try", env.gid, NULL, 409,
+    busi_rule(env.e.svc, "/api/Try", env.e.gid, NULL, 409,
               "{\"dtm_result\":\"FAILURE\",\"message\":\"no stock\"}", 0, -1);
-    busi_rule(env.svc, "/api/Try", env.gid, NULL, 200, NULL, 0, 1); /* the first try passes */
-    dtmq_trans *t = dtmq_tcc_new(env.gid);
+    busi_rule(env.e.svc, "/api/Try", env.e.gid, NULL, 200, NULL, 0, 1); /* the first try passes */
+    dtmq_trans *t = dtmq_tcc_new(env.e.gid);
     dtmq_trans_set_timeout_to_fail(t, 60);
     char err[512];
     ASSERT_RC(dtmq_prepare(env.client, t, err, sizeof(err)), DTMQ_OK, err);
@@ -519,12 +505,12 @@ START_TEST(tcc_try_failure_then_abort_cancels)
     rc = dtmq_abort(env.client, t, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     char reason[128];
-    e2e_wait_status(&env.dtmq, env.gid, "failed", 20);
-    ck_assert_str_eq(trans_field(&env, env.gid, "rollback_reason", reason, sizeof(reason)),
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "failed", 20);
+    ck_assert_str_eq(trans_field(&env, env.e.gid, "rollback_reason", reason, sizeof(reason)),
                      "try 02 failed: no stock");
     const char *cancels[] = {"02", "01"};
     expect_calls(&env, "/api/Cancel", "cancel", cancels, 2);
-    ck_assert_int_eq(busi_count(env.svc, "/api/Confirm", NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/Confirm", NULL, NULL), 0);
     dtmq_trans_free(t);
     env_stop(&env);
 }
@@ -652,18 +638,10 @@ static void xa_branch_start(xa_branch *b, dtmq_client *client)
     pthread_mutex_init(&b->mu, NULL);
     b->client = client;
     b->register_rc = -1;
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    b->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                     MHD_USE_AUTO,
-                                 0, NULL, NULL, xa_access, b, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_URI_LOG_CALLBACK, xa_uri_log,
-                                 b, MHD_OPTION_NOTIFY_COMPLETED, xa_completed, b, MHD_OPTION_END);
+    stub_http_options o = {.threads = 0, .uri_log = xa_uri_log, .uri_log_cls = b,
+                           .completed = xa_completed, .completed_cls = b};
+    b->daemon = stub_http_start(xa_access, b, &o, NULL, b->url, sizeof(b->url));
     ck_assert_ptr_nonnull(b->daemon);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(b->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%u", (unsigned)info->port);
 }
 
 static void xa_branch_stop(xa_branch *b)
@@ -678,7 +656,7 @@ START_TEST(xa_branch_registers_itself_and_is_committed)
     env_start(&env);
     xa_branch b;
     xa_branch_start(&b, env.client);
-    dtmq_trans *t = dtmq_xa_new(env.gid);
+    dtmq_trans *t = dtmq_xa_new(env.e.gid);
     dtmq_trans_set_timeout_to_fail(t, 60);
     dtmq_trans_set_wait_result(t, 1);
     char err[512], url[128], resp[256];
@@ -691,7 +669,7 @@ START_TEST(xa_branch_registers_itself_and_is_committed)
     pthread_mutex_lock(&b.mu);
     ck_assert_int_eq(b.actions, 1);
     ck_assert_msg(b.register_rc == DTMQ_OK, "register: %s", b.register_err);
-    ck_assert_str_eq(b.action_ref.gid, env.gid);
+    ck_assert_str_eq(b.action_ref.gid, env.e.gid);
     ck_assert_str_eq(b.action_ref.trans_type, "xa");
     ck_assert_str_eq(b.action_ref.branch_id, "01");
     ck_assert_str_eq(b.action_ref.dtm, env.server);
@@ -700,14 +678,14 @@ START_TEST(xa_branch_registers_itself_and_is_committed)
     rc = dtmq_submit(env.client, t, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "succeed");
     pthread_mutex_lock(&b.mu);
     ck_assert_int_eq(b.commits, 1);
     ck_assert_int_eq(b.rollbacks, 0);
     ck_assert_int_eq(b.bad_queries, 0);
     ck_assert_str_eq(b.commit_body, "{\"amount\":30}"); /* the data it registered */
     pthread_mutex_unlock(&b.mu);
-    json_t *q = query(&env, env.gid);
+    json_t *q = query(&env, env.e.gid);
     json_t *branches = json_object_get(q, "branches");
     ck_assert_uint_eq(json_array_size(branches), 2);
     for (size_t i = 0; i < 2; i++)
@@ -729,7 +707,7 @@ START_TEST(workflow_prepare_record_finish_and_progresses)
     sdk_env env;
     env_start(&env);
     char resume[256], err[512];
-    dtmq_trans *t = dtmq_workflow_new(env.gid, "wf1", svc_url(&env, "/api/Resume", resume, 256));
+    dtmq_trans *t = dtmq_workflow_new(env.e.gid, "wf1", svc_url(&env, "/api/Resume", resume, 256));
     ck_assert_int_eq(dtmq_workflow_set_data(t, "{\"amount\":30}", 13), DTMQ_OK);
     dtmq_workflow_state s;
     int rc = dtmq_workflow_prepare(env.client, t, &s, err, sizeof(err));
@@ -739,12 +717,12 @@ START_TEST(workflow_prepare_record_finish_and_progresses)
     ck_assert_ptr_null(s.progresses);
     dtmq_workflow_state_clear(&s);
     char custom[256];
-    ck_assert_str_eq(trans_field(&env, env.gid, "custom_data", custom, sizeof(custom)),
+    ck_assert_str_eq(trans_field(&env, env.e.gid, "custom_data", custom, sizeof(custom)),
                      "{\"data\":\"eyJhbW91bnQiOjMwfQ==\",\"name\":\"wf1\"}");
-    rc = dtmq_workflow_record(env.client, env.gid, "01", "action", "succeed", "{\"a\":1}", err,
+    rc = dtmq_workflow_record(env.client, env.e.gid, "01", "action", "succeed", "{\"a\":1}", err,
                               sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
-    rc = dtmq_workflow_record(env.client, env.gid, "02", "action", "failed", "no stock", err,
+    rc = dtmq_workflow_record(env.client, env.e.gid, "02", "action", "failed", "no stock", err,
                               sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     rc = dtmq_workflow_prepare(env.client, t, &s, err, sizeof(err)); /* a restarted client */
@@ -761,12 +739,12 @@ START_TEST(workflow_prepare_record_finish_and_progresses)
     ck_assert_str_eq((char *)s.progresses[1].data, "no stock");
     dtmq_workflow_state_clear(&s);
     ck_assert_uint_eq(s.count, 0);
-    rc = dtmq_workflow_finish(env.client, env.gid, 0, "step 02: FAILURE, no stock", NULL, err,
+    rc = dtmq_workflow_finish(env.client, env.e.gid, 0, "step 02: FAILURE, no stock", NULL, err,
                               sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
     char st[32], reason[128];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "failed");
-    ck_assert_str_eq(trans_field(&env, env.gid, "rollback_reason", reason, sizeof(reason)),
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "failed");
+    ck_assert_str_eq(trans_field(&env, env.e.gid, "rollback_reason", reason, sizeof(reason)),
                      "step 02: FAILURE, no stock");
     /* prepared again after the end: the state, not an error, although the
      * answer carries the word FAILURE (in the rollback reason) */
@@ -776,7 +754,7 @@ START_TEST(workflow_prepare_record_finish_and_progresses)
     ck_assert_uint_eq(s.count, 2);
     dtmq_workflow_state_clear(&s);
     /* finished: a second finish with another outcome is refused */
-    rc = dtmq_workflow_finish(env.client, env.gid, 1, NULL, NULL, err, sizeof(err));
+    rc = dtmq_workflow_finish(env.client, env.e.gid, 1, NULL, NULL, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_ERR_FAILURE, err);
     dtmq_trans_free(t);
 
@@ -788,7 +766,7 @@ START_TEST(workflow_prepare_record_finish_and_progresses)
     dtmq_workflow_state_clear(&s);
     rc = dtmq_workflow_finish(env.client, gid2, 1, NULL, "done", err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
-    ck_assert_str_eq(e2e_status(&env.dtmq, gid2, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, gid2, st, sizeof(st)), "succeed");
     ck_assert_str_eq(trans_field(&env, gid2, "result", result, sizeof(result)), "done");
     dtmq_trans_free(t);
     env_stop(&env);
@@ -804,7 +782,7 @@ START_TEST(every_option_reaches_the_server)
     sdk_env env;
     env_start(&env);
     char err[512], text[512];
-    dtmq_trans *t = saga_of(&env, env.gid, 2);
+    dtmq_trans *t = saga_of(&env, env.e.gid, 2);
     dtmq_trans_set_wait_result(t, 1);
     dtmq_trans_set_timeout_to_fail(t, 30);
     dtmq_trans_set_request_timeout(t, 5);
@@ -815,7 +793,7 @@ START_TEST(every_option_reaches_the_server)
     dtmq_trans_add_branch_header(t, "X-Trace", "t-42");
     dtmq_trans_add_branch_header(t, "X-Tenant", "acme");
     ASSERT_RC(dtmq_submit(env.client, t, err, sizeof(err)), DTMQ_OK, err);
-    json_t *got = json_loads(trans_field(&env, env.gid, "options", text, sizeof(text)), 0, NULL);
+    json_t *got = json_loads(trans_field(&env, env.e.gid, "options", text, sizeof(text)), 0, NULL);
     json_t *want = json_pack("{s:b, s:b, s:i, s:i, s:i, s:i, s:{s:s, s:s}}", "wait_result", 1,
                              "concurrent", 1, "timeout_to_fail", 30, "request_timeout", 5,
                              "retry_interval", 7, "retry_limit", 3, "branch_headers", "X-Trace",
@@ -823,10 +801,10 @@ START_TEST(every_option_reaches_the_server)
     ck_assert_msg(json_equal(got, want), "options stored: %s", text);
     json_decref(got);
     json_decref(want);
-    ck_assert_str_eq(trans_field(&env, env.gid, "custom_data", text, sizeof(text)),
+    ck_assert_str_eq(trans_field(&env, env.e.gid, "custom_data", text, sizeof(text)),
                      "{\"concurrent\":true,\"orders\":{\"1\":[0]}}");
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_uint_eq(n, 2);
     for (size_t i = 0; i < n; i++) {
         ck_assert_ptr_nonnull(strstr(calls[i].headers, "t-42"));
@@ -852,11 +830,11 @@ START_TEST(every_option_reaches_the_server)
     t = dtmq_msg_new(gid3, NULL);
     dtmq_msg_add(t, action, "{}");
     dtmq_msg_set_delay(t, 2);
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     ASSERT_RC(dtmq_submit(env.client, t, err, sizeof(err)), DTMQ_OK, err);
     ck_assert_str_eq(trans_field(&env, gid3, "custom_data", text, sizeof(text)), "{\"delay\":2}");
-    ck_assert_int_eq(busi_wait(env.svc, "/api/MsgAction", gid3, NULL, 1, 15000), 1);
-    n = busi_calls(env.svc, &calls);
+    ck_assert_int_eq(busi_wait(env.e.svc, "/api/MsgAction", gid3, NULL, 1, 15000), 1);
+    n = busi_calls(env.e.svc, &calls);
     for (size_t i = 0; i < n; i++)
         if (strcmp(calls[i].gid, gid3) == 0)
             ck_assert_int_ge(calls[i].time_ms - t0, 1500);
@@ -898,7 +876,7 @@ START_TEST(server_failure_ongoing_and_bad_input_are_told_apart)
     env_start(&env);
     char err[512], action[256];
     /* a msg that already succeeded cannot be prepared again: 409 */
-    dtmq_trans *t = dtmq_msg_new(env.gid, "http://127.0.0.1:1/q");
+    dtmq_trans *t = dtmq_msg_new(env.e.gid, "http://127.0.0.1:1/q");
     dtmq_msg_add(t, svc_url(&env, "/api/MsgAction", action, sizeof(action)), "{}");
     dtmq_trans_set_wait_result(t, 1);
     ASSERT_RC(dtmq_submit(env.client, t, err, sizeof(err)), DTMQ_OK, err);
@@ -920,15 +898,15 @@ START_TEST(server_failure_ongoing_and_bad_input_are_told_apart)
     /* a second submit with wait_result while the first still runs: 425 */
     char gid2[64];
     e2e_gid(gid2, sizeof(gid2), "sdk");
-    busi_rule(env.svc, "/api/Step1", gid2, NULL, 200, NULL, 2500, 1);
+    busi_rule(env.e.svc, "/api/Step1", gid2, NULL, 200, NULL, 2500, 1);
     t = saga_of(&env, gid2, 1);
     ASSERT_RC(dtmq_submit(env.client, t, err, sizeof(err)), DTMQ_OK, err);
-    ck_assert_int_eq(busi_wait(env.svc, "/api/Step1", gid2, NULL, 1, 5000), 1);
+    ck_assert_int_eq(busi_wait(env.e.svc, "/api/Step1", gid2, NULL, 1, 5000), 1);
     dtmq_trans_set_wait_result(t, 1);
     rc = dtmq_submit(env.client, t, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_ERR_ONGOING, err);
     ck_assert_ptr_nonnull(strstr(err, "ONGOING"));
-    e2e_wait_status(&env.dtmq, gid2, "succeed", 15);
+    e2e_wait_status(&env.e.dtmq, gid2, "succeed", 15);
     dtmq_trans_free(t);
 
     /* a URL the server refuses: 400 → DTMQ_ERR_SERVER with its message */
@@ -991,62 +969,62 @@ START_TEST(invalid_options_are_refused_before_anything_is_sent)
     ck_assert_ptr_null(dtmq_client_new(NULL, err, sizeof(err)));
 
     /* transactions */
-    expect_trans_invalid(c, dtmq_saga_new(env.gid), "submit", "no steps");
+    expect_trans_invalid(c, dtmq_saga_new(env.e.gid), "submit", "no steps");
     expect_trans_invalid(c, dtmq_saga_new(""), "submit", "gid: missing");
-    dtmq_trans *t = dtmq_saga_new(env.gid);
+    dtmq_trans *t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     expect_trans_invalid(c, t, "prepare", "a saga is not prepared");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     ck_assert_int_eq(dtmq_trans_set_timeout_to_fail(t, -5), DTMQ_ERR_INVALID);
     ck_assert_str_eq(dtmq_trans_error(t), "timeout_to_fail: -5 is negative");
     ck_assert_int_eq(dtmq_trans_set_retry_limit(t, 2), DTMQ_OK); /* sticky: still refused */
     expect_trans_invalid(c, t, "submit", "timeout_to_fail: -5 is negative");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     ck_assert_int_eq(dtmq_trans_add_branch_header(t, "X-Bad", "a\r\nb"), DTMQ_ERR_INVALID);
     expect_trans_invalid(c, t, "submit", "branch_headers.X-Bad");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     ck_assert_int_eq(dtmq_trans_add_branch_header(t, "dtm-gid", "x"), DTMQ_ERR_INVALID);
     expect_trans_invalid(c, t, "submit", "dtm-");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     dtmq_saga_add(t, "http://a/y", "", "{}");
     dtmq_saga_add_order(t, 1, 0);
     expect_trans_invalid(c, t, "submit", "not concurrent");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     dtmq_trans_set_concurrent(t, 1);
     dtmq_saga_add_order(t, 3, 1);
     expect_trans_invalid(c, t, "submit", "order for step 3");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     ck_assert_int_eq(dtmq_saga_add_order(t, 0, 0), DTMQ_ERR_INVALID);
     expect_trans_invalid(c, t, "submit", "dtmq_saga_add_order(0, 0)");
-    t = dtmq_tcc_new(env.gid);
+    t = dtmq_tcc_new(env.e.gid);
     ck_assert_int_eq(dtmq_saga_add(t, "http://a/x", "", "{}"), DTMQ_ERR_INVALID);
     expect_trans_invalid(c, t, "prepare", "only for saga, this is a tcc");
-    t = dtmq_msg_new(env.gid, NULL);
+    t = dtmq_msg_new(env.e.gid, NULL);
     dtmq_msg_add(t, "http://a/x", "{}");
     expect_trans_invalid(c, t, "prepare", "query_prepared");
-    t = dtmq_msg_new(env.gid, "http://a/q");
+    t = dtmq_msg_new(env.e.gid, "http://a/q");
     dtmq_msg_add(t, "http://a/x", "{}");
     dtmq_msg_set_delay(t, 3);
     dtmq_trans_set_custom_data(t, "x");
     expect_trans_invalid(c, t, "submit", "custom_data");
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     dtmq_saga_add(t, "http://a/x", "", "{}");
     expect_trans_invalid(c, t, "abort", "only msg, tcc and xa");
-    t = dtmq_workflow_new(env.gid, "wf", "http://a/r");
+    t = dtmq_workflow_new(env.e.gid, "wf", "http://a/r");
     ck_assert_int_eq(dtmq_trans_set_custom_data(t, "x"), DTMQ_ERR_INVALID);
     expect_trans_invalid(c, t, "submit", "custom_data");
-    t = dtmq_workflow_new(env.gid, NULL, "http://a/r");
+    t = dtmq_workflow_new(env.e.gid, NULL, "http://a/r");
     dtmq_workflow_state s;
     expect_invalid(dtmq_workflow_prepare(c, t, &s, err, sizeof(err)), err, "workflow name");
     dtmq_trans_free(t);
 
     /* calls */
-    t = dtmq_saga_new(env.gid);
+    t = dtmq_saga_new(env.e.gid);
     char resp[64];
     expect_invalid(dtmq_tcc_call_branch(c, t, NULL, "http://a/try", "", "", "{}", resp,
                                         sizeof(resp), err, sizeof(err)),
@@ -1057,7 +1035,7 @@ START_TEST(invalid_options_are_refused_before_anything_is_sent)
     expect_invalid(dtmq_trans_to_json(t, "bogus", &json, err, sizeof(err)), err, "'bogus'");
     ck_assert_ptr_null(json);
     dtmq_trans_free(t);
-    t = dtmq_tcc_new(env.gid);
+    t = dtmq_tcc_new(env.e.gid);
     expect_invalid(dtmq_tcc_call_branch(c, t, NULL, NULL, "", "", "{}", NULL, 0, err,
                                         sizeof(err)),
                    err, "try_url: missing");
@@ -1065,9 +1043,9 @@ START_TEST(invalid_options_are_refused_before_anything_is_sent)
                                         sizeof(err)),
                    err, "branch_id");
     dtmq_trans_free(t);
-    expect_invalid(dtmq_workflow_record(c, env.gid, "01", "action", "done", "", err, sizeof(err)),
+    expect_invalid(dtmq_workflow_record(c, env.e.gid, "01", "action", "done", "", err, sizeof(err)),
                    err, "'done' is not succeed or failed");
-    expect_invalid(dtmq_xa_register(c, env.gid, "01", NULL, NULL, err, sizeof(err)), err,
+    expect_invalid(dtmq_xa_register(c, env.e.gid, "01", NULL, NULL, err, sizeof(err)), err,
                    "url: missing");
     ck_assert_int_eq(dtmq_trans_set_timeout_to_fail(NULL, 1), DTMQ_ERR_INVALID);
     ck_assert_int_eq(dtmq_trans_set_wait_result(NULL, 1), DTMQ_ERR_INVALID);
@@ -1081,10 +1059,10 @@ START_TEST(invalid_options_are_refused_before_anything_is_sent)
     ck_assert_uint_eq(strlen(small), 3);
 
     /* nothing of this reached the server */
-    json_t *q = query(&env, env.gid);
+    json_t *q = query(&env, env.e.gid);
     ck_assert(json_is_null(json_object_get(q, "transaction")));
     json_decref(q);
-    ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, NULL, NULL, NULL), 0);
     env_stop(&env);
 }
 END_TEST
@@ -1169,12 +1147,12 @@ START_TEST(kafka_without_a_broker_is_unreachable)
     dtmq_client *c = client_for(NULL, bootstrap, "sdk.submit", 1500);
     dtmq_trans *t = dtmq_saga_new("sdk-kafka-down");
     dtmq_saga_add(t, "http://127.0.0.1:1/a", "", "{}");
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     int rc = dtmq_submit_kafka(c, t, "submit", NULL, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_ERR_UNREACHABLE, err);
     ck_assert_ptr_nonnull(strstr(err, bootstrap));
     ck_assert_ptr_nonnull(strstr(err, "sdk.submit"));
-    ck_assert_int_lt(now_ms() - t0, 10000);
+    ck_assert_int_lt(test_wall_ms() - t0, 10000);
     expect_invalid(dtmq_submit_kafka(c, t, "commit", NULL, err, sizeof(err)), err, "'commit'");
     expect_invalid(dtmq_submit_kafka(c, t, "submit", "bad topic!", err, sizeof(err)), err,
                    "reply_to 'bad topic!'");
@@ -1201,20 +1179,20 @@ START_TEST(kafka_submission_runs_saga_and_msg)
     char err[512];
 
     /* a saga, with dtmq's answers on reply_to */
-    dtmq_trans *t = saga_of(&env, env.gid, 2);
+    dtmq_trans *t = saga_of(&env, env.e.gid, 2);
     dtmq_trans_set_wait_result(t, 1);
     int rc = dtmq_submit_kafka(kc, t, "submit", replies, err, sizeof(err));
     ASSERT_RC(rc, DTMQ_OK, err);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 40);
-    ck_assert_int_eq(busi_count(env.svc, "/api/Step1", env.gid, "action"), 1);
-    ck_assert_int_eq(busi_count(env.svc, "/api/Step2", env.gid, "action"), 1);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 40);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/Step1", env.e.gid, "action"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/Step2", env.e.gid, "action"), 1);
     kt_msg *m;
     size_t n = kt_read(bootstrap, replies, 2, 20000, &m);
     ck_assert_uint_eq(n, 2);
     int accepted = 0, finished = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_loads(m[i].value, 0, NULL);
-        ck_assert_str_eq(m[i].key, env.gid);
+        ck_assert_str_eq(m[i].key, env.e.gid);
         ck_assert_str_eq(json_string_value(json_object_get(r, "dtm_result")), "SUCCESS");
         const char *phase = json_string_value(json_object_get(r, "phase"));
         accepted += phase != NULL && strcmp(phase, "accepted") == 0;
@@ -1232,9 +1210,9 @@ START_TEST(kafka_submission_runs_saga_and_msg)
     t = msg_of(&env, gid2);
     ASSERT_RC(dtmq_submit_kafka(kc, t, "prepare", NULL, err, sizeof(err)), DTMQ_OK, err);
     ASSERT_RC(dtmq_submit_kafka(kc, t, "submit", NULL, err, sizeof(err)), DTMQ_OK, err);
-    e2e_wait_status(&env.dtmq, gid2, "succeed", 40);
-    ck_assert_int_eq(busi_count(env.svc, "/api/MsgAction", gid2, "action"), 1);
-    ck_assert_int_eq(busi_count(env.svc, "/api/QueryPrepared", gid2, NULL), 0);
+    e2e_wait_status(&env.e.dtmq, gid2, "succeed", 40);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/MsgAction", gid2, "action"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/QueryPrepared", gid2, NULL), 0);
     dtmq_trans_free(t);
     dtmq_client_free(kc);
     env_stop(&env);
@@ -1244,33 +1222,28 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("sdk");
-    TCase *local = tcase_create("local");
-    tcase_add_test(local, bodies_are_byte_for_byte_those_of_dtm_go_sdk);
-    tcase_add_test(local, branch_helpers_read_queries_and_map_results);
-    tcase_add_test(local, unreachable_server_names_the_url);
-    tcase_add_test(local, kafka_without_a_broker_is_unreachable);
-    suite_add_tcase(s, local);
+    test_group local = {.suite = s};
+    test_add(&local, bodies_are_byte_for_byte_those_of_dtm_go_sdk);
+    test_add(&local, branch_helpers_read_queries_and_map_results);
+    test_add(&local, unreachable_server_names_the_url);
+    test_add(&local, kafka_without_a_broker_is_unreachable);
 
-    TCase *e2e = tcase_create("e2e");
-    tcase_set_timeout(e2e, 90);
-    tcase_add_test(e2e, saga_success_with_a_gid_from_the_server);
-    tcase_add_test(e2e, saga_failure_returns_failure_and_compensates);
-    tcase_add_test(e2e, saga_concurrent_orders_run_steps_together_then_the_dependent);
-    tcase_add_test(e2e, msg_do_and_submit_delivers_when_the_local_transaction_commits);
-    tcase_add_test(e2e, msg_do_and_submit_aborts_when_the_local_transaction_fails);
-    tcase_add_test(e2e, msg_do_and_submit_asks_query_prepared_when_the_outcome_is_unknown);
-    tcase_add_test(e2e, tcc_two_branches_then_submit_confirms_both);
-    tcase_add_test(e2e, tcc_try_failure_then_abort_cancels);
-    tcase_add_test(e2e, xa_branch_registers_itself_and_is_committed);
-    tcase_add_test(e2e, workflow_prepare_record_finish_and_progresses);
-    tcase_add_test(e2e, every_option_reaches_the_server);
-    tcase_add_test(e2e, server_failure_ongoing_and_bad_input_are_told_apart);
-    tcase_add_test(e2e, invalid_options_are_refused_before_anything_is_sent);
-    suite_add_tcase(s, e2e);
+    test_group e2e = {.suite = s, .timeout_s = 90};
+    test_add(&e2e, saga_success_with_a_gid_from_the_server);
+    test_add(&e2e, saga_failure_returns_failure_and_compensates);
+    test_add(&e2e, saga_concurrent_orders_run_steps_together_then_the_dependent);
+    test_add(&e2e, msg_do_and_submit_delivers_when_the_local_transaction_commits);
+    test_add(&e2e, msg_do_and_submit_aborts_when_the_local_transaction_fails);
+    test_add(&e2e, msg_do_and_submit_asks_query_prepared_when_the_outcome_is_unknown);
+    test_add(&e2e, tcc_two_branches_then_submit_confirms_both);
+    test_add(&e2e, tcc_try_failure_then_abort_cancels);
+    test_add(&e2e, xa_branch_registers_itself_and_is_committed);
+    test_add(&e2e, workflow_prepare_record_finish_and_progresses);
+    test_add(&e2e, every_option_reaches_the_server);
+    test_add(&e2e, server_failure_ongoing_and_bad_input_are_told_apart);
+    test_add(&e2e, invalid_options_are_refused_before_anything_is_sent);
 
-    TCase *kafka = tcase_create("kafka");
-    tcase_set_timeout(kafka, 120);
-    tcase_add_test(kafka, kafka_submission_runs_saga_and_msg);
-    suite_add_tcase(s, kafka);
+    test_group kafka = {.suite = s, .timeout_s = 120};
+    test_add(&kafka, kafka_submission_runs_saga_and_msg);
     return run_suite(s);
 }

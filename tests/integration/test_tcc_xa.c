@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
 /* Business paths: the client's try, the TCC second phase, the XA branch. */
@@ -31,34 +31,19 @@
 #define XA_PATH "/api/XaBranch"
 
 typedef struct tx_env {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char gid[64];
+    e2e_env e; /* busi, dtmq, store, gid */
     const char *type; /* "tcc" or "xa" */
 } tx_env;
 
 static void env_start(tx_env *env, const char *type)
 {
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
+    e2e_env_start(&env->e, true, type, NULL);
     env->type = type;
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, NULL);
-    e2e_gid(env->gid, sizeof(env->gid), type);
 }
 
 static void env_stop(tx_env *env)
 {
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
-}
-
-static long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    e2e_env_stop(&env->e);
 }
 
 /* The data branch i is registered with (and that its phase-2 call must carry). */
@@ -77,7 +62,7 @@ static json_t *post(const tx_env *env, const char *route, json_t *body, int want
     char path[128];
     snprintf(path, sizeof(path), "/api/dtmsvr/%s", route);
     int status = 0;
-    json_t *reply = e2e_call(&env->dtmq, "POST", path, text, &status);
+    json_t *reply = e2e_call(&env->e.dtmq, "POST", path, text, &status);
     char *dump = reply ? json_dumps(reply, JSON_COMPACT) : strdup("(not JSON)");
     ck_assert_msg(status == want_status, "POST %s %s: want %d, got %d %s", route, text, want_status,
                   status, dump);
@@ -89,7 +74,7 @@ static json_t *post(const tx_env *env, const char *route, json_t *body, int want
 /* {gid, trans_type} plus extra (stolen, may be NULL). */
 static json_t *trans_body(const tx_env *env, json_t *extra)
 {
-    json_t *body = json_pack("{s:s, s:s}", "gid", env->gid, "trans_type", env->type);
+    json_t *body = json_pack("{s:s, s:s}", "gid", env->e.gid, "trans_type", env->type);
     if (extra) {
         json_object_update(body, extra);
         json_decref(extra);
@@ -106,7 +91,7 @@ static void trans_post(const tx_env *env, const char *route, json_t *extra, int 
 /* registerBranch as the SDKs send it: a flat string map. */
 static json_t *register_body(const tx_env *env, const char *branch_id, const char *data)
 {
-    const char *base = busi_url(env->svc);
+    const char *base = busi_url(env->e.svc);
     char confirm[256], cancel[256], xa[256];
     snprintf(confirm, sizeof(confirm), "%s" CONFIRM_PATH, base);
     snprintf(cancel, sizeof(cancel), "%s" CANCEL_PATH, base);
@@ -129,7 +114,7 @@ static void call_try(const tx_env *env, const char *branch_id, const char *data)
 {
     char url[512];
     snprintf(url, sizeof(url), "%s" TRY_PATH "?gid=%s&trans_type=tcc&branch_id=%s&op=try",
-             busi_url(env->svc), env->gid, branch_id);
+             busi_url(env->e.svc), env->e.gid, branch_id);
     char *resp = NULL;
     ck_assert_int_eq(http_do("POST", url, data, &resp), 200);
     free(resp);
@@ -158,9 +143,9 @@ static void prepare_with_branches(const tx_env *env, int n)
 static json_t *query(const tx_env *env)
 {
     char path[256];
-    snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", env->gid);
+    snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", env->e.gid);
     int status = 0;
-    json_t *q = e2e_call(&env->dtmq, "GET", path, NULL, &status);
+    json_t *q = e2e_call(&env->e.dtmq, "GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
     ck_assert_ptr_nonnull(q);
     return q;
@@ -185,7 +170,7 @@ static void expect_phase2(const tx_env *env, const char *path, const char *op,
                           const char *const *want_bids, const char *const *want_bodies, size_t n)
 {
     busi_call *calls;
-    size_t total = busi_calls(env->svc, &calls);
+    size_t total = busi_calls(env->e.svc, &calls);
     size_t k = 0;
     for (size_t i = 0; i < total; i++) {
         const busi_call *c = &calls[i];
@@ -195,7 +180,7 @@ static void expect_phase2(const tx_env *env, const char *path, const char *op,
         char data[64];
         const char *body = want_bodies ? want_bodies[k] : branch_data(data, sizeof(data), atoi(want_bids[k]));
         ck_assert_str_eq(c->method, "POST");
-        ck_assert_str_eq(c->gid, env->gid);
+        ck_assert_str_eq(c->gid, env->e.gid);
         ck_assert_str_eq(c->trans_type, env->type);
         ck_assert_str_eq(c->op, op);
         ck_assert_str_eq(c->branch_id, want_bids[k]);
@@ -232,13 +217,13 @@ START_TEST(tcc_submit_confirms_in_reverse_registration_order)
     const char *const registered[] = {"02", "01", "03"};
     prepare_registering(&env, registered, 3);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "prepared");
-    ck_assert_int_eq(busi_count(env.svc, CONFIRM_PATH, NULL, NULL), 0); /* nothing before submit */
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "prepared");
+    ck_assert_int_eq(busi_count(env.e.svc, CONFIRM_PATH, NULL, NULL), 0); /* nothing before submit */
     trans_post(&env, "submit", NULL, 200);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 20);
 
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_uint_eq(n, 6); /* the client's 3 tries, then dtmq's 3 confirms */
     for (size_t i = 0; i < 3; i++) {
         ck_assert_str_eq(calls[i].path, TRY_PATH);
@@ -247,7 +232,7 @@ START_TEST(tcc_submit_confirms_in_reverse_registration_order)
     busi_calls_free(calls, n);
     const char *const want[] = {"03", "01", "02"};
     expect_phase2(&env, CONFIRM_PATH, "confirm", want, NULL, 3);
-    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, CANCEL_PATH, NULL, NULL), 0);
 
     /* rows in registration order, (cancel, confirm) per branch, with the
      * registered data; confirms succeed, cancels stay prepared */
@@ -261,7 +246,7 @@ START_TEST(tcc_submit_confirms_in_reverse_registration_order)
         ck_assert_str_eq(op, i % 2 == 0 ? "cancel" : "confirm");
         ck_assert_str_eq(status, i % 2 == 0 ? "prepared" : "succeed");
         ck_assert_str_eq(json_string_value(json_object_get(b, "branch_id")), registered[i / 2]);
-        ck_assert_str_eq(json_string_value(json_object_get(b, "url")) + strlen(busi_url(env.svc)),
+        ck_assert_str_eq(json_string_value(json_object_get(b, "url")) + strlen(busi_url(env.e.svc)),
                          i % 2 == 0 ? CANCEL_PATH : CONFIRM_PATH);
         static const char *const b64[] = {"eyJhbW91bnQiOjIwfQ==", "eyJhbW91bnQiOjEwfQ==",
                                           "eyJhbW91bnQiOjMwfQ=="}; /* {"amount":20|10|30} */
@@ -294,9 +279,9 @@ START_TEST(tcc_abort_cancels_in_reverse_and_keeps_the_reason)
     env_start(&env, "tcc");
     prepare_with_branches(&env, 3);
     trans_post(&env, "abort", json_pack("{s:s}", "rollback_reason", "stock is insufficient"), 200);
-    e2e_wait_status(&env.dtmq, env.gid, "failed", 20);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "failed", 20);
     expect_phase2(&env, CANCEL_PATH, "cancel", REVERSE3, NULL, 3);
-    ck_assert_int_eq(busi_count(env.svc, CONFIRM_PATH, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, CONFIRM_PATH, NULL, NULL), 0);
     char reason[256], t[64];
     ck_assert_str_eq(trans_field(&env, "rollback_reason", reason, sizeof(reason)),
                      "stock is insufficient");
@@ -309,19 +294,19 @@ START_TEST(tcc_prepared_never_submitted_is_cancelled_after_the_timeout)
 {
     tx_env env;
     env_start(&env, "tcc");
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     prepare_with_branches(&env, 2);
     /* the client vanished: dtmq cancels once TimeoutToFail (3 s) has passed */
-    ck_assert_int_eq(busi_wait(env.svc, CANCEL_PATH, env.gid, "cancel", 1, 1500), 0);
+    ck_assert_int_eq(busi_wait(env.e.svc, CANCEL_PATH, env.e.gid, "cancel", 1, 1500), 0);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "prepared");
-    e2e_wait_status(&env.dtmq, env.gid, "failed", 20);
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "prepared");
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "failed", 20);
     const char *const want[] = {"02", "01"};
     expect_phase2(&env, CANCEL_PATH, "cancel", want, NULL, 2);
-    ck_assert_int_eq(busi_count(env.svc, CONFIRM_PATH, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, CONFIRM_PATH, NULL, NULL), 0);
 
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     for (size_t i = 0; i < n; i++)
         if (strcmp(calls[i].path, CANCEL_PATH) == 0)
             ck_assert_msg(calls[i].time_ms - t0 >= 2900, "cancel %lld ms after prepare, before the timeout",
@@ -338,13 +323,13 @@ START_TEST(tcc_confirm_error_is_retried_until_success)
     tx_env env;
     env_start(&env, "tcc");
     prepare_with_branches(&env, 3);
-    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 500, NULL, 0, 1); /* branch 03, once */
+    busi_rule(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 500, NULL, 0, 1); /* branch 03, once */
     trans_post(&env, "submit", NULL, 200);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 30);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 30);
 
     /* the first error ends the pass: 02 is confirmed only after 03 was, on the retry */
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     const char *want[] = {"03", "03", "02", "01"};
     const int want_status[] = {500, 200, 200, 200};
     size_t k = 0;
@@ -359,7 +344,7 @@ START_TEST(tcc_confirm_error_is_retried_until_success)
     }
     ck_assert_uint_eq(k, 4);
     busi_calls_free(calls, n);
-    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, CANCEL_PATH, NULL, NULL), 0);
     env_stop(&env);
 }
 END_TEST
@@ -369,25 +354,25 @@ START_TEST(tcc_confirm_failure_is_retried_not_rolled_back)
     tx_env env;
     env_start(&env, "tcc");
     prepare_with_branches(&env, 3);
-    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 409, NULL, 0, 2); /* FAILURE twice */
+    busi_rule(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 409, NULL, 0, 2); /* FAILURE twice */
     trans_post(&env, "submit", NULL, 200);
 
     /* while the confirm keeps answering FAILURE the transaction stays submitted */
     int polls = 0;
-    while (busi_count(env.svc, CONFIRM_PATH, env.gid, "confirm") < 3) {
+    while (busi_count(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm") < 3) {
         char st[32];
-        e2e_status(&env.dtmq, env.gid, st, sizeof(st));
-        if (busi_count(env.svc, CONFIRM_PATH, env.gid, "confirm") < 3)
+        e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st));
+        if (busi_count(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm") < 3)
             ck_assert_str_eq(st, "submitted");
         ck_assert_msg(++polls < 20 * 30, "the confirm was not retried within 30 s");
         usleep(50 * 1000);
     }
     ck_assert_int_gt(polls, 0);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
-    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "03"), 3);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "02"), 1);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "01"), 1);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 20);
+    ck_assert_int_eq(busi_count(env.e.svc, CANCEL_PATH, NULL, NULL), 0);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "03"), 3);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "02"), 1);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "01"), 1);
     char reason[256];
     ck_assert_str_eq(trans_field(&env, "rollback_reason", reason, sizeof(reason)), "");
     env_stop(&env);
@@ -418,7 +403,7 @@ START_TEST(tcc_register_branch_on_unknown_gid_is_409)
     char data[64];
     json_t *reply = post(&env, "registerBranch", register_body(&env, "01", branch_data(data, sizeof(data), 1)), 409);
     ck_assert_str_eq(json_string_value(json_object_get(reply, "dtm_result")), "FAILURE");
-    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(reply, "message")), env.gid));
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(reply, "message")), env.e.gid));
     json_decref(reply);
     json_t *q = query(&env); /* nothing was created */
     ck_assert(json_is_null(json_object_get(q, "transaction")));
@@ -439,7 +424,7 @@ START_TEST(tcc_register_branch_after_submit_is_409_with_a_message)
     ck_assert_str_eq(json_string_value(json_object_get(reply, "dtm_result")), "FAILURE");
     const char *msg = json_string_value(json_object_get(reply, "message"));
     ck_assert_ptr_nonnull(msg);
-    ck_assert_ptr_nonnull(strstr(msg, env.gid));
+    ck_assert_ptr_nonnull(strstr(msg, env.e.gid));
     ck_assert_ptr_nonnull(strstr(msg, "prepared"));
     json_decref(reply);
     json_t *q = query(&env);
@@ -456,11 +441,11 @@ START_TEST(tcc_second_submit_is_accepted_and_confirms_nothing_twice)
     tx_env env;
     env_start(&env, "tcc");
     prepare_with_branches(&env, 2);
-    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 200, NULL, 1000, 1); /* 02 is slow */
+    busi_rule(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 200, NULL, 1000, 1); /* 02 is slow */
     trans_post(&env, "submit", NULL, 200);
-    ck_assert_int_eq(busi_wait(env.svc, CONFIRM_PATH, env.gid, "confirm", 1, 10000), 1);
+    ck_assert_int_eq(busi_wait(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 1, 10000), 1);
     trans_post(&env, "submit", NULL, 200); /* while 02's confirm is in flight */
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 20);
     sleep(2); /* room for a duplicate pass to show up */
     const char *const want[] = {"02", "01"};
     expect_phase2(&env, CONFIRM_PATH, "confirm", want, NULL, 2);
@@ -484,9 +469,9 @@ START_TEST(tcc_abort_of_a_succeeded_transaction_is_409)
     json_decref(reply);
     sleep(1);
     char st[32], reason[64];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "succeed");
     ck_assert_str_eq(trans_field(&env, "rollback_reason", reason, sizeof(reason)), "");
-    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, CANCEL_PATH, NULL, NULL), 0);
     env_stop(&env);
 }
 END_TEST
@@ -496,17 +481,17 @@ START_TEST(tcc_wait_result_submit_answers_after_the_confirms)
     tx_env env;
     env_start(&env, "tcc");
     prepare_with_branches(&env, 2);
-    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 200, NULL, 400, -1);
-    long long t0 = now_ms();
+    busi_rule(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 200, NULL, 400, -1);
+    long long t0 = test_wall_ms();
     json_t *reply = post(&env, "submit", trans_body(&env, json_pack("{s:b}", "wait_result", 1)), 200);
-    long long t1 = now_ms();
+    long long t1 = test_wall_ms();
     ck_assert_str_eq(json_string_value(json_object_get(reply, "dtm_result")), "SUCCESS");
     json_decref(reply);
     /* both confirms (400 ms each, one after the other) ran before the answer */
-    ck_assert_int_eq(busi_count(env.svc, CONFIRM_PATH, env.gid, "confirm"), 2);
+    ck_assert_int_eq(busi_count(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm"), 2);
     ck_assert_int_ge(t1 - t0, 800);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "succeed");
     const char *const want[] = {"02", "01"};
     expect_phase2(&env, CONFIRM_PATH, "confirm", want, NULL, 2);
     env_stop(&env);
@@ -518,21 +503,21 @@ START_TEST(tcc_survives_kill_9_while_a_confirm_is_in_flight)
     tx_env env;
     env_start(&env, "tcc");
     prepare_with_branches(&env, 3);
-    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 200, NULL, 3000, 1); /* 03, slow once */
+    busi_rule(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 200, NULL, 3000, 1); /* 03, slow once */
     trans_post(&env, "submit", NULL, 200);
-    ck_assert_int_eq(busi_wait(env.svc, CONFIRM_PATH, env.gid, "confirm", 1, 10000), 1);
-    ck_assert_int_eq(dtmq_stop(&env.dtmq, SIGKILL, 10), 128 + SIGKILL);
+    ck_assert_int_eq(busi_wait(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 1, 10000), 1);
+    ck_assert_int_eq(dtmq_stop(&env.e.dtmq, SIGKILL, 10), 128 + SIGKILL);
     char st[32];
-    e2e_start(&env.dtmq, env.store, NULL); /* same store: resumes once the lease runs out */
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "submitted");
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 40);
+    e2e_start(&env.e.dtmq, env.e.store, NULL); /* same store: resumes once the lease runs out */
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "submitted");
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 40);
     /* 03 may be confirmed again (its answer was lost with the process); the rest once, in order */
-    ck_assert_int_ge(count_branch(env.svc, CONFIRM_PATH, "03"), 2);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "02"), 1);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "01"), 1);
-    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
+    ck_assert_int_ge(count_branch(env.e.svc, CONFIRM_PATH, "03"), 2);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "02"), 1);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "01"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, CANCEL_PATH, NULL, NULL), 0);
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_str_eq(calls[n - 1].branch_id, "01");
     ck_assert_str_eq(calls[n - 2].branch_id, "02");
     busi_calls_free(calls, n);
@@ -559,9 +544,9 @@ START_TEST(xa_submit_commits_forward_always_with_post)
     env_start(&env, "xa");
     xa_prepare_two(&env);
     trans_post(&env, "submit", NULL, 200);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 20);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 20);
     expect_phase2(&env, XA_PATH, "commit", XA_BIDS, XA_BODIES, 2); /* POST even with no data */
-    ck_assert_int_eq(busi_count(env.svc, XA_PATH, NULL, "rollback"), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, XA_PATH, NULL, "rollback"), 0);
     json_t *q = query(&env);
     json_t *branches = json_object_get(q, "branches"), *b;
     size_t i;
@@ -581,9 +566,9 @@ START_TEST(xa_abort_rolls_back_forward)
     env_start(&env, "xa");
     xa_prepare_two(&env);
     trans_post(&env, "abort", json_pack("{s:s}", "rollback_reason", "xa branch 02 failed"), 200);
-    e2e_wait_status(&env.dtmq, env.gid, "failed", 20);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "failed", 20);
     expect_phase2(&env, XA_PATH, "rollback", XA_BIDS, XA_BODIES, 2);
-    ck_assert_int_eq(busi_count(env.svc, XA_PATH, NULL, "commit"), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, XA_PATH, NULL, "commit"), 0);
     char reason[256];
     ck_assert_str_eq(trans_field(&env, "rollback_reason", reason, sizeof(reason)), "xa branch 02 failed");
     env_stop(&env);
@@ -595,12 +580,12 @@ START_TEST(tcc_confirm_ongoing_is_asked_again)
     tx_env env;
     env_start(&env, "tcc");
     prepare_with_branches(&env, 2);
-    busi_rule(env.svc, CONFIRM_PATH, env.gid, "confirm", 425, NULL, 0, 2); /* ONGOING twice */
+    busi_rule(env.e.svc, CONFIRM_PATH, env.e.gid, "confirm", 425, NULL, 0, 2); /* ONGOING twice */
     trans_post(&env, "submit", NULL, 200);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 30);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "02"), 3);
-    ck_assert_int_eq(count_branch(env.svc, CONFIRM_PATH, "01"), 1);
-    ck_assert_int_eq(busi_count(env.svc, CANCEL_PATH, NULL, NULL), 0);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 30);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "02"), 3);
+    ck_assert_int_eq(count_branch(env.e.svc, CONFIRM_PATH, "01"), 1);
+    ck_assert_int_eq(busi_count(env.e.svc, CANCEL_PATH, NULL, NULL), 0);
     env_stop(&env);
 }
 END_TEST
@@ -610,10 +595,10 @@ START_TEST(xa_prepared_never_submitted_rolls_back_after_the_timeout)
     tx_env env;
     env_start(&env, "xa");
     xa_prepare_two(&env);
-    ck_assert_int_eq(busi_wait(env.svc, XA_PATH, env.gid, "rollback", 1, 1500), 0);
-    e2e_wait_status(&env.dtmq, env.gid, "failed", 20);
+    ck_assert_int_eq(busi_wait(env.e.svc, XA_PATH, env.e.gid, "rollback", 1, 1500), 0);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "failed", 20);
     expect_phase2(&env, XA_PATH, "rollback", XA_BIDS, XA_BODIES, 2);
-    ck_assert_int_eq(busi_count(env.svc, XA_PATH, NULL, "commit"), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, XA_PATH, NULL, "commit"), 0);
     char reason[256];
     ck_assert_ptr_nonnull(strstr(trans_field(&env, "rollback_reason", reason, sizeof(reason)), "Timeout"));
     env_stop(&env);
@@ -625,10 +610,10 @@ START_TEST(xa_commit_ongoing_is_asked_again)
     tx_env env;
     env_start(&env, "xa");
     xa_prepare_two(&env);
-    busi_rule(env.svc, XA_PATH, env.gid, "commit", 425, NULL, 0, 1);
+    busi_rule(env.e.svc, XA_PATH, env.e.gid, "commit", 425, NULL, 0, 1);
     trans_post(&env, "submit", NULL, 200);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 30);
-    ck_assert_int_eq(busi_count(env.svc, XA_PATH, env.gid, "commit"), 3); /* 01 twice, 02 once */
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(env.e.svc, XA_PATH, env.e.gid, "commit"), 3); /* 01 twice, 02 once */
     env_stop(&env);
 }
 END_TEST
@@ -636,26 +621,24 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("tcc_xa");
-    TCase *tc = tcase_create("tcc_xa");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, tcc_submit_confirms_in_reverse_registration_order);
-    tcase_add_test(tc, tcc_abort_cancels_in_reverse_and_keeps_the_reason);
-    tcase_add_test(tc, tcc_prepared_never_submitted_is_cancelled_after_the_timeout);
-    tcase_add_test(tc, tcc_confirm_error_is_retried_until_success);
-    tcase_add_test(tc, tcc_confirm_failure_is_retried_not_rolled_back);
-    tcase_add_test(tc, tcc_registering_the_same_branch_again_is_a_no_op);
-    tcase_add_test(tc, tcc_register_branch_on_unknown_gid_is_409);
-    tcase_add_test(tc, tcc_register_branch_with_a_non_string_value_is_400);
-    tcase_add_test(tc, tcc_register_branch_after_submit_is_409_with_a_message);
-    tcase_add_test(tc, tcc_second_submit_is_accepted_and_confirms_nothing_twice);
-    tcase_add_test(tc, tcc_abort_of_a_succeeded_transaction_is_409);
-    tcase_add_test(tc, tcc_wait_result_submit_answers_after_the_confirms);
-    tcase_add_test(tc, tcc_survives_kill_9_while_a_confirm_is_in_flight);
-    tcase_add_test(tc, xa_submit_commits_forward_always_with_post);
-    tcase_add_test(tc, xa_abort_rolls_back_forward);
-    tcase_add_test(tc, tcc_confirm_ongoing_is_asked_again);
-    tcase_add_test(tc, xa_prepared_never_submitted_rolls_back_after_the_timeout);
-    tcase_add_test(tc, xa_commit_ongoing_is_asked_again);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, tcc_submit_confirms_in_reverse_registration_order);
+    test_add(&g, tcc_abort_cancels_in_reverse_and_keeps_the_reason);
+    test_add(&g, tcc_prepared_never_submitted_is_cancelled_after_the_timeout);
+    test_add(&g, tcc_confirm_error_is_retried_until_success);
+    test_add(&g, tcc_confirm_failure_is_retried_not_rolled_back);
+    test_add(&g, tcc_registering_the_same_branch_again_is_a_no_op);
+    test_add(&g, tcc_register_branch_on_unknown_gid_is_409);
+    test_add(&g, tcc_register_branch_with_a_non_string_value_is_400);
+    test_add(&g, tcc_register_branch_after_submit_is_409_with_a_message);
+    test_add(&g, tcc_second_submit_is_accepted_and_confirms_nothing_twice);
+    test_add(&g, tcc_abort_of_a_succeeded_transaction_is_409);
+    test_add(&g, tcc_wait_result_submit_answers_after_the_confirms);
+    test_add(&g, tcc_survives_kill_9_while_a_confirm_is_in_flight);
+    test_add(&g, xa_submit_commits_forward_always_with_post);
+    test_add(&g, xa_abort_rolls_back_forward);
+    test_add(&g, tcc_confirm_ongoing_is_asked_again);
+    test_add(&g, xa_prepared_never_submitted_rolls_back_after_the_timeout);
+    test_add(&g, xa_commit_ongoing_is_asked_again);
     return run_suite(s);
 }

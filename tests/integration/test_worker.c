@@ -680,8 +680,7 @@ START_TEST(worker_stops_from_the_handler_and_from_another_thread)
     run_arg a = {w, -2};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, run_unbounded, &a), 0);
-    struct timespec pause = {0, 300 * 1000000L};
-    nanosleep(&pause, NULL);
+    test_sleep_ms(300);
     dtmq_worker_stop(w);
     pthread_join(t, NULL);
     ck_assert_int_eq(a.result, 0);
@@ -997,30 +996,25 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("worker");
-    TCase *helpers = tcase_create("helpers");
-    tcase_add_test(helpers, worker_new_rejects_missing_options);
-    tcase_add_test(helpers, parse_branch_query_reads_dtm_parameters);
-    tcase_add_test(helpers, parse_branch_query_names_what_is_missing_or_wrong);
-    tcase_add_test(helpers, result_http_status_is_dtms);
-    suite_add_tcase(s, helpers);
+    test_group helpers = {.suite = s};
+    test_add(&helpers, worker_new_rejects_missing_options);
+    test_add(&helpers, parse_branch_query_reads_dtm_parameters);
+    test_add(&helpers, parse_branch_query_names_what_is_missing_or_wrong);
+    test_add(&helpers, result_http_status_is_dtms);
 
-    TCase *kafka = tcase_create("kafka");
-    tcase_set_timeout(kafka, 120);
-    tcase_add_test(kafka, worker_saga_branch_reaches_the_handler_and_the_reply_is_exact);
-    tcase_add_test(kafka, worker_takes_dtmqs_headers_over_branch_headers_of_the_same_name);
-    tcase_add_test(kafka, worker_failure_and_ongoing_are_replied_as_dtm_results);
-    tcase_add_test(kafka, worker_sends_no_reply_for_msg_branches);
-    tcase_add_test(kafka, worker_skips_messages_without_dtm_headers);
-    tcase_add_test(kafka, worker_commits_offsets_so_the_next_worker_does_not_redeliver);
-    tcase_add_test(kafka, worker_handles_again_a_message_whose_reply_failed);
-    tcase_add_test(kafka, worker_stops_from_the_handler_and_from_another_thread);
-    suite_add_tcase(s, kafka);
+    test_group kafka = {.suite = s, .timeout_s = 120};
+    test_add(&kafka, worker_saga_branch_reaches_the_handler_and_the_reply_is_exact);
+    test_add(&kafka, worker_takes_dtmqs_headers_over_branch_headers_of_the_same_name);
+    test_add(&kafka, worker_failure_and_ongoing_are_replied_as_dtm_results);
+    test_add(&kafka, worker_sends_no_reply_for_msg_branches);
+    test_add(&kafka, worker_skips_messages_without_dtm_headers);
+    test_add(&kafka, worker_commits_offsets_so_the_next_worker_does_not_redeliver);
+    test_add(&kafka, worker_handles_again_a_message_whose_reply_failed);
+    test_add(&kafka, worker_stops_from_the_handler_and_from_another_thread);
 
-    TCase *e2e = tcase_create("e2e");
-    tcase_set_timeout(e2e, 180);
-    tcase_add_test(e2e, e2e_saga_with_kafka_branches_compensates_in_reverse);
-    tcase_add_test(e2e, e2e_saga_branch_answered_ongoing_is_called_again);
-    tcase_add_test(e2e, e2e_msg_with_a_kafka_branch_succeeds_and_is_delivered);
-    suite_add_tcase(s, e2e);
+    test_group e2e = {.suite = s, .timeout_s = 180};
+    test_add(&e2e, e2e_saga_with_kafka_branches_compensates_in_reverse);
+    test_add(&e2e, e2e_saga_branch_answered_ongoing_is_called_again);
+    test_add(&e2e, e2e_msg_with_a_kafka_branch_succeeds_and_is_delivered);
     return run_suite(s);
 }

@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "busi.h"
+#include "e2e_env.h"
 #include "testlib.h"
 
 #define RESUME_PATH "/api/Resume"
@@ -28,34 +28,19 @@
 #define WF_DATA_B64 "eyJhbW91bnQiOjMwfQ=="
 
 typedef struct wf_env {
-    busi *svc;
-    dtmq_proc dtmq;
-    char store[512];
-    char gid[64];
+    e2e_env e; /* busi, dtmq, store, gid */
     char resume_url[256];
 } wf_env;
 
 static void env_start(wf_env *env)
 {
-    env->svc = busi_start();
-    ck_assert_ptr_nonnull(env->svc);
-    snprintf(env->resume_url, sizeof(env->resume_url), "%s" RESUME_PATH, busi_url(env->svc));
-    test_store_uri(env->store, sizeof(env->store));
-    e2e_start(&env->dtmq, env->store, NULL);
-    e2e_gid(env->gid, sizeof(env->gid), "wf");
+    e2e_env_start(&env->e, true, "wf", NULL);
+    snprintf(env->resume_url, sizeof(env->resume_url), "%s" RESUME_PATH, busi_url(env->e.svc));
 }
 
 static void env_stop(wf_env *env)
 {
-    e2e_stop(&env->dtmq);
-    busi_stop(env->svc);
-}
-
-static long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    e2e_env_stop(&env->e);
 }
 
 /* POSTs {gid, trans_type:"workflow"} + extra (stolen, may be NULL) to
@@ -63,7 +48,7 @@ static long long now_ms(void)
  * (caller decrefs). */
 static json_t *wf_post(const wf_env *env, const char *route, json_t *extra, int want_status)
 {
-    json_t *body = json_pack("{s:s, s:s}", "gid", env->gid, "trans_type", "workflow");
+    json_t *body = json_pack("{s:s, s:s}", "gid", env->e.gid, "trans_type", "workflow");
     if (extra) {
         json_object_update(body, extra);
         json_decref(extra);
@@ -73,7 +58,7 @@ static json_t *wf_post(const wf_env *env, const char *route, json_t *extra, int 
     char path[128];
     snprintf(path, sizeof(path), "/api/dtmsvr/%s", route);
     int status = 0;
-    json_t *reply = e2e_call(&env->dtmq, "POST", path, text, &status);
+    json_t *reply = e2e_call(&env->e.dtmq, "POST", path, text, &status);
     char *dump = reply ? json_dumps(reply, JSON_COMPACT) : strdup("(not JSON)");
     ck_assert_msg(status == want_status, "POST %s %s: want %d, got %d %s", route, text, want_status,
                   status, dump);
@@ -118,9 +103,9 @@ static void wf_submit(const wf_env *env, const char *status, const char *reason,
 static json_t *query(const wf_env *env)
 {
     char path[256];
-    snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", env->gid);
+    snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", env->e.gid);
     int status = 0;
-    json_t *q = e2e_call(&env->dtmq, "GET", path, NULL, &status);
+    json_t *q = e2e_call(&env->e.dtmq, "GET", path, NULL, &status);
     ck_assert_int_eq(status, 200);
     ck_assert_ptr_nonnull(q);
     return q;
@@ -147,11 +132,11 @@ static void expect_progress(json_t *p, const char *branch_id, const char *op, co
 static void expect_resume_calls(const wf_env *env)
 {
     busi_call *calls;
-    size_t n = busi_calls(env->svc, &calls);
+    size_t n = busi_calls(env->e.svc, &calls);
     for (size_t i = 0; i < n; i++) {
         ck_assert_str_eq(calls[i].path, RESUME_PATH);
         ck_assert_str_eq(calls[i].method, "POST");
-        ck_assert_str_eq(calls[i].gid, env->gid);
+        ck_assert_str_eq(calls[i].gid, env->e.gid);
         ck_assert_str_eq(calls[i].trans_type, "workflow");
         ck_assert_str_eq(calls[i].branch_id, "00");
         ck_assert_str_eq(calls[i].op, WF_NAME);
@@ -166,7 +151,7 @@ START_TEST(workflow_fresh_prepare_returns_no_progresses)
     env_start(&env);
     json_t *reply = wf_prepare(&env);
     json_t *t = json_object_get(reply, "transaction");
-    ck_assert_str_eq(str_field(t, "gid"), env.gid);
+    ck_assert_str_eq(str_field(t, "gid"), env.e.gid);
     ck_assert_str_eq(str_field(t, "trans_type"), "workflow");
     ck_assert_str_eq(str_field(t, "status"), "prepared");
     ck_assert_str_eq(str_field(t, "query_prepared"), env.resume_url);
@@ -175,8 +160,8 @@ START_TEST(workflow_fresh_prepare_returns_no_progresses)
     ck_assert_uint_eq(json_array_size(json_object_get(reply, "progresses")), 0);
     json_decref(reply);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "prepared");
-    ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 0); /* dtmq called nobody */
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "prepared");
+    ck_assert_int_eq(busi_count(env.e.svc, NULL, NULL, NULL), 0); /* dtmq called nobody */
     env_stop(&env);
 }
 END_TEST
@@ -200,7 +185,7 @@ START_TEST(workflow_registered_steps_come_back_as_progresses)
     expect_progress(json_array_get(json_object_get(q, "branches"), 1), "02", "action", "failed",
                     "bm8gc3RvY2s=");
     json_decref(q);
-    ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, NULL, NULL, NULL), 0);
     env_stop(&env);
 }
 END_TEST
@@ -248,7 +233,7 @@ START_TEST(workflow_submit_failed_keeps_the_rollback_reason)
     ck_assert_str_ne(str_field(t, "rollback_time"), "");
     ck_assert_uint_eq(json_array_size(json_object_get(q, "branches")), 3);
     json_decref(q);
-    ck_assert_int_eq(busi_count(env.svc, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(busi_count(env.e.svc, NULL, NULL, NULL), 0);
     env_stop(&env);
 }
 END_TEST
@@ -271,16 +256,16 @@ START_TEST(workflow_left_prepared_is_resumed_until_submitted)
 {
     wf_env env;
     env_start(&env);
-    long long t0 = now_ms();
+    long long t0 = test_wall_ms();
     json_decref(wf_prepare(&env));
     wf_register(&env, "01", "action", "succeed", "{\"a\":1}");
     /* the client died: after TimeoutToFail (3 s) dtmq calls the resume URL, and again later */
-    ck_assert_int_ge(busi_wait(env.svc, RESUME_PATH, env.gid, WF_NAME, 2, 20000), 2);
+    ck_assert_int_ge(busi_wait(env.e.svc, RESUME_PATH, env.e.gid, WF_NAME, 2, 20000), 2);
     char st[32];
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "prepared");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "prepared");
     expect_resume_calls(&env);
     busi_call *calls;
-    size_t n = busi_calls(env.svc, &calls);
+    size_t n = busi_calls(env.e.svc, &calls);
     ck_assert_msg(calls[0].time_ms - t0 >= 2900, "resumed %lld ms after prepare, before the timeout",
                   calls[0].time_ms - t0);
     ck_assert_int_ge(calls[1].time_ms - calls[0].time_ms, 500); /* a later pass, not a double call */
@@ -288,12 +273,12 @@ START_TEST(workflow_left_prepared_is_resumed_until_submitted)
 
     /* the resumed client finishes it: no more resume calls */
     wf_submit(&env, "succeed", NULL, "", 200);
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "succeed");
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "succeed");
     usleep(300 * 1000); /* a pass that had already started may still be calling */
-    int settled = busi_count(env.svc, RESUME_PATH, NULL, NULL);
+    int settled = busi_count(env.e.svc, RESUME_PATH, NULL, NULL);
     sleep(4);
-    ck_assert_int_eq(busi_count(env.svc, RESUME_PATH, NULL, NULL), settled);
-    ck_assert_str_eq(e2e_status(&env.dtmq, env.gid, st, sizeof(st)), "succeed");
+    ck_assert_int_eq(busi_count(env.e.svc, RESUME_PATH, NULL, NULL), settled);
+    ck_assert_str_eq(e2e_status(&env.e.dtmq, env.e.gid, st, sizeof(st)), "succeed");
     env_stop(&env);
 }
 END_TEST
@@ -304,12 +289,12 @@ START_TEST(workflow_survives_kill_9_while_a_resume_is_in_flight)
     env_start(&env);
     json_decref(wf_prepare(&env));
     wf_register(&env, "01", "action", "succeed", "{\"a\":1}");
-    busi_rule(env.svc, RESUME_PATH, env.gid, NULL, 200, NULL, 3000, 1); /* slow once */
-    ck_assert_int_eq(busi_wait(env.svc, RESUME_PATH, env.gid, WF_NAME, 1, 15000), 1);
-    ck_assert_int_eq(dtmq_stop(&env.dtmq, SIGKILL, 10), 128 + SIGKILL);
-    e2e_start(&env.dtmq, env.store, NULL); /* same store */
+    busi_rule(env.e.svc, RESUME_PATH, env.e.gid, NULL, 200, NULL, 3000, 1); /* slow once */
+    ck_assert_int_eq(busi_wait(env.e.svc, RESUME_PATH, env.e.gid, WF_NAME, 1, 15000), 1);
+    ck_assert_int_eq(dtmq_stop(&env.e.dtmq, SIGKILL, 10), 128 + SIGKILL);
+    e2e_start(&env.e.dtmq, env.e.store, NULL); /* same store */
     /* the new process resumes it again once the lease runs out */
-    ck_assert_int_ge(busi_wait(env.svc, RESUME_PATH, env.gid, WF_NAME, 2, 30000), 2);
+    ck_assert_int_ge(busi_wait(env.e.svc, RESUME_PATH, env.e.gid, WF_NAME, 2, 30000), 2);
     expect_resume_calls(&env);
     /* the resumed client replays the recorded step and ends the workflow */
     json_t *reply = wf_prepare(&env);
@@ -320,7 +305,7 @@ START_TEST(workflow_survives_kill_9_while_a_resume_is_in_flight)
     json_decref(reply);
     wf_register(&env, "02", "action", "succeed", "{\"b\":2}");
     wf_submit(&env, "succeed", NULL, "b2s=", 200);
-    e2e_wait_status(&env.dtmq, env.gid, "succeed", 5);
+    e2e_wait_status(&env.e.dtmq, env.e.gid, "succeed", 5);
     json_t *q = query(&env);
     ck_assert_str_eq(str_field(json_object_get(q, "transaction"), "result"), "b2s=");
     ck_assert_uint_eq(json_array_size(json_object_get(q, "branches")), 2);
@@ -332,15 +317,13 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("workflow");
-    TCase *tc = tcase_create("workflow");
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, workflow_fresh_prepare_returns_no_progresses);
-    tcase_add_test(tc, workflow_registered_steps_come_back_as_progresses);
-    tcase_add_test(tc, workflow_submit_succeed_stores_the_result);
-    tcase_add_test(tc, workflow_submit_failed_keeps_the_rollback_reason);
-    tcase_add_test(tc, workflow_submit_of_an_unknown_gid_is_409);
-    tcase_add_test(tc, workflow_left_prepared_is_resumed_until_submitted);
-    tcase_add_test(tc, workflow_survives_kill_9_while_a_resume_is_in_flight);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 90};
+    test_add(&g, workflow_fresh_prepare_returns_no_progresses);
+    test_add(&g, workflow_registered_steps_come_back_as_progresses);
+    test_add(&g, workflow_submit_succeed_stores_the_result);
+    test_add(&g, workflow_submit_failed_keeps_the_rollback_reason);
+    test_add(&g, workflow_submit_of_an_unknown_gid_is_409);
+    test_add(&g, workflow_left_prepared_is_resumed_until_submitted);
+    test_add(&g, workflow_survives_kill_9_while_a_resume_is_in_flight);
     return run_suite(s);
 }

@@ -15,6 +15,7 @@
  * of suspended connections. Neither is taken while holding the other.
  */
 #include "busi.h"
+#include "stub_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -637,20 +638,6 @@ static int busi_init_sync(busi *b)
     return 0;
 }
 
-static struct MHD_Daemon *busi_start_daemon(busi *b)
-{
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = 0;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        busi_handle, b, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)BUSI_THREADS, MHD_OPTION_NOTIFY_COMPLETED,
-        busi_completed, b, MHD_OPTION_END);
-}
-
 busi *busi_start(void)
 {
     busi *b = calloc(1, sizeof(*b));
@@ -665,14 +652,13 @@ busi *busi_start(void)
         return NULL;
     }
     b->timer_running = true;
-    b->daemon = busi_start_daemon(b);
-    const union MHD_DaemonInfo *info =
-        b->daemon ? MHD_get_daemon_info(b->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
-    if (info == NULL || info->port == 0) {
+    stub_http_options o = {.threads = BUSI_THREADS, .flags = MHD_ALLOW_SUSPEND_RESUME,
+                           .completed = busi_completed, .completed_cls = b};
+    b->daemon = stub_http_start(busi_handle, b, &o, NULL, b->url, sizeof(b->url));
+    if (b->daemon == NULL) {
         busi_stop(b);
         return NULL;
     }
-    snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%u", (unsigned)info->port);
     return b;
 }
 

@@ -23,21 +23,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-long long fb_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void fb_sleep_ms(long ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 int fb_env_int(const char *name, int def)
 {
     const char *v = getenv(name);
@@ -88,7 +73,7 @@ void fbi_ev_add(fault_bank *b, const event *e)
     }
     b->ev[b->n_ev] = *e;
     b->ev[b->n_ev].seq = b->seq++;
-    b->ev[b->n_ev].ms = fb_now_ms();
+    b->ev[b->n_ev].ms = test_now_ms();
     b->n_ev++;
     pthread_mutex_unlock(&b->ev_mu);
 }
@@ -246,7 +231,7 @@ static int post_until_acked(fault_bank *b, const char *route, const char *gid, c
 {
     char path[128];
     snprintf(path, sizeof(path), "/api/dtmsvr/%s", route);
-    while (fb_now_ms() < deadline_ms) {
+    while (test_now_ms() < deadline_ms) {
         char *resp;
         int st = dtmq_http(b, 1, "POST", path, body, &resp);
         free(resp);
@@ -263,7 +248,7 @@ static int post_until_acked(fault_bank *b, const char *route, const char *gid, c
             fprintf(stderr, "fault: %s %s refused with %d\n", route, gid, st);
             return 0;
         }
-        fb_sleep_ms(100); /* down, restarting, or a store error: try again */
+        test_sleep_ms(100); /* down, restarting, or a store error: try again */
     }
     return 0;
 }
@@ -285,14 +270,14 @@ static int produce_until_acked(fault_bank *b, const char *op, const plan *p, con
     char *value = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     int acked = 0;
-    while (!acked && fb_now_ms() < deadline_ms) {
+    while (!acked && test_now_ms() < deadline_ms) {
         char err[256];
-        int wait = (int)(deadline_ms - fb_now_ms());
+        int wait = (int)(deadline_ms - test_now_ms());
         acked = dtmq_kafka_produce_sync(b->producer, b->submit_topic, p->gid, value, strlen(value),
                                    NULL, 0, wait > 0 ? wait : 1, err, sizeof(err)) == 0;
         if (!acked) {
             fprintf(stderr, "fault: produce %s %s: %s\n", op, p->gid, err);
-            fb_sleep_ms(200);
+            test_sleep_ms(200);
         }
     }
     free(value);
@@ -341,7 +326,7 @@ static void submit_one(fault_bank *b, plan *p)
     char *body = tx_body(b, p);
     /* each submission gets ack_timeout_ms, and all end by span + ack_timeout_ms:
      * a dtmq that never acknowledges cannot make the workload run for hours */
-    long long deadline = fb_now_ms() + b->o.ack_timeout_ms;
+    long long deadline = test_now_ms() + b->o.ack_timeout_ms;
     if (deadline > b->t0 + b->o.span_ms + b->o.ack_timeout_ms)
         deadline = b->t0 + b->o.span_ms + b->o.ack_timeout_ms;
     int acked = submit_cmd(b, p, p->kind == KIND_SAGA ? "submit" : "prepare", body, deadline);
@@ -365,7 +350,7 @@ static void *submitter(void *arg)
         if (i < 0)
             return NULL;
         long long due = b->t0 + b->o.span_ms * i / b->o.transactions; /* spread over the span */
-        fb_sleep_ms((long)(due - fb_now_ms()));
+        test_sleep_ms((long)(due - test_now_ms()));
         submit_one(b, &b->plans[i]);
     }
 }
@@ -413,13 +398,13 @@ static void *poller(void *arg)
 {
     fault_bank *b = arg;
     while (!b->stop_poll) {
-        long long t = fb_now_ms();
+        long long t = test_now_ms();
         fbi_poll_once(b);
         /* at most a quarter of the time: observing must not throttle the store
          * (a page of /all costs ~200 ms on FerretDB with a busy CPU) */
-        long long cost = fb_now_ms() - t;
+        long long cost = test_now_ms() - t;
         b->poll_cost_ms = cost > b->poll_cost_ms ? cost : b->poll_cost_ms;
-        fb_sleep_ms((long)(cost * 3 > 300 ? cost * 3 : 300));
+        test_sleep_ms((long)(cost * 3 > 300 ? cost * 3 : 300));
     }
     return NULL;
 }
@@ -437,7 +422,7 @@ void fbi_poller_stop(fault_bank *b)
 
 void fb_workload_start(fault_bank *b)
 {
-    b->t0 = fb_now_ms();
+    b->t0 = test_now_ms();
     b->n_subs = b->o.submitters;
     b->subs = calloc((size_t)b->n_subs, sizeof(pthread_t));
     if (b->subs == NULL)
@@ -457,7 +442,7 @@ void fb_workload_join(fault_bank *b)
     free(b->subs);
     b->subs = NULL;
     b->n_subs = 0;
-    b->workload_ms = fb_now_ms() - b->t0;
+    b->workload_ms = test_now_ms() - b->t0;
 }
 
 void fb_mark_back(fault_bank *b, int kafka_only)
@@ -492,7 +477,7 @@ int fb_final_seen(fault_bank *b)
 
 long long fb_wait_final(fault_bank *b, int timeout_s)
 {
-    long long wait0 = fb_now_ms(), deadline = wait0 + 1000LL * timeout_s;
+    long long wait0 = test_now_ms(), deadline = wait0 + 1000LL * timeout_s;
     int pending;
     do { /* from the poller's observations: no extra load on dtmq */
         pending = 0;
@@ -506,8 +491,8 @@ long long fb_wait_final(fault_bank *b, int timeout_s)
         }
         pthread_mutex_unlock(&b->ev_mu);
         if (pending)
-            fb_sleep_ms(500);
-    } while (pending && fb_now_ms() < deadline);
-    b->final_wait_ms = fb_now_ms() - wait0;
+            test_sleep_ms(500);
+    } while (pending && test_now_ms() < deadline);
+    b->final_wait_ms = test_now_ms() - wait0;
     return b->final_wait_ms;
 }

@@ -111,9 +111,7 @@ void fb_free(fault_bank *b);
 unsigned fb_seed(const fault_bank *b);
 /* Uniform in [0, n) from the bank's seeded generator (thread-safe). */
 unsigned fb_rand(fault_bank *b, unsigned n);
-/* Monotonic milliseconds, the clock of every fb time. */
-long long fb_now_ms(void);
-void fb_sleep_ms(long ms);
+/* Every fb time is on testlib's monotonic clock, test_now_ms (testlib.h). */
 
 /* The bank's HTTP service on 127.0.0.1:port (0: a free port; the same port
  * again after fb_service_stop). 0, or -1 when it cannot listen. */

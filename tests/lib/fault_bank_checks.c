@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fault_bank_internal.h"
+#include "testlib.h"
 
 static const char *const verdict_names[V_COUNT] = {
     "sum of balances unchanged",
@@ -272,7 +273,7 @@ static void check_every_gid(fault_bank *b, fb_figures *f)
 int fb_check(fault_bank *b, fb_figures *f)
 {
     memset(f, 0, sizeof(*f));
-    fb_sleep_ms(1500); /* let late (stalled) calls and a few more polls land */
+    test_sleep_ms(1500); /* let late (stalled) calls and a few more polls land */
     fbi_poller_stop(b);
     fbi_poll_once(b);
     check_every_gid(b, f);

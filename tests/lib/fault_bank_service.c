@@ -17,6 +17,8 @@
 
 #include <dtmq/dtmq_worker.h>
 #include "fault_bank_internal.h"
+#include "stub_http.h"
+#include "testlib.h"
 
 
 /* ---- the bank service --------------------------------------------------- */
@@ -121,7 +123,7 @@ static int handle_branch(fault_bank *b, const char *path, const char *gid, const
         err_after = m == 3;
     }
     if ((int)fb_rand(b, 100) < delay_pct)
-        fb_sleep_ms(delay_ms); /* longer than RequestTimeout: dtmq gives up and retries */
+        test_sleep_ms(delay_ms); /* longer than RequestTimeout: dtmq gives up and retries */
 
     int status = 200;
     pthread_mutex_lock(&b->svc_mu);
@@ -184,30 +186,15 @@ int fb_service_start(fault_bank *b, int port)
 {
     if (b->daemon != NULL)
         return 0;
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons((uint16_t)port);
     /* A thread per connection: a stalled call (fb_sleep_ms in the handler)
      * holds only its own connection. In a thread pool it would hold every
      * keep-alive connection of its thread, so calls dtmq sent meanwhile would
      * be seen seconds late, after calls dtmq sent later — and the history
      * checker would blame dtmq for the order it sees. */
-    b->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                     MHD_USE_AUTO,
-                                 0, NULL, NULL, svc_handle, b, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)30, MHD_OPTION_END);
+    stub_http_options o = {.port = port, .threads = 0, .connection_timeout_s = 30};
+    b->daemon = stub_http_start(svc_handle, b, &o, &b->port, b->url, sizeof(b->url));
     if (b->daemon == NULL)
         return -1;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(b->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    if (info == NULL || info->port == 0) {
-        fb_service_stop(b);
-        return -1;
-    }
-    b->port = info->port;
-    snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%d", b->port);
     return 0;
 }
 
@@ -272,7 +259,7 @@ static void *worker_main(void *arg)
             w = worker_new(b, err, sizeof(err));
             if (w == NULL) {
                 fprintf(stderr, "fault_bank: worker: %s\n", err);
-                fb_sleep_ms(500);
+                test_sleep_ms(500);
                 continue;
             }
             pthread_mutex_lock(&b->w_mu);
@@ -287,7 +274,7 @@ static void *worker_main(void *arg)
             b->worker = NULL;
             pthread_mutex_unlock(&b->w_mu);
             dtmq_worker_free(w);
-            fb_sleep_ms(500);
+            test_sleep_ms(500);
         }
     }
     return NULL;

@@ -61,10 +61,8 @@ static rd_kafka_t *reader_for(const char *bootstrap, const char *topic)
                 partitions = md->topics[0].partition_cnt;
             rd_kafka_metadata_destroy(md);
         }
-        if (partitions == 0) {
-            struct timespec ts = {0, 250000000L};
-            nanosleep(&ts, NULL);
-        }
+        if (partitions == 0)
+            test_sleep_ms(250);
     }
     rd_kafka_topic_destroy(rkt);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);

@@ -60,12 +60,6 @@ int test_free_port(void)
     return ntohs(a.sin_port);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void exec_dtmq(const dtmq_proc *p, const char *const *args, const char *const *env)
 {
     int fd = open(p->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -137,7 +131,7 @@ int dtmq_wait(dtmq_proc *p, int timeout_s)
         pid_t r = waitpid(p->pid, &status, WNOHANG);
         if (r == p->pid)
             return decode_status(status);
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, NULL, 0);
@@ -168,7 +162,7 @@ int dtmq_start(dtmq_proc *p, const char *const *args, const char *const *env, in
                 *exit_status = decode_status(st);
             return -1;
         }
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     dtmq_stop(p, SIGKILL, 5);
     return -1;
@@ -271,6 +265,26 @@ int http_do_raw_auth(const char *method, const char *url, const char *body,
     return (int)status;
 }
 
+TCase *test_group_add(const test_group *g, const TTest *test, int start, int end)
+{
+    return test_group_add_as(g, test->name, test, start, end);
+}
+
+TCase *test_group_add_as(const test_group *g, const char *name, const TTest *test, int start,
+                         int end)
+{
+    TCase *tc = tcase_create(name);
+    if (g->timeout_s > 0)
+        tcase_set_timeout(tc, g->timeout_s);
+    if (g->setup != NULL || g->teardown != NULL)
+        tcase_add_checked_fixture(tc, g->setup, g->teardown);
+    if (g->usetup != NULL || g->uteardown != NULL)
+        tcase_add_unchecked_fixture(tc, g->usetup, g->uteardown);
+    _tcase_add_test(tc, test, 0, 0, start, end);
+    suite_add_tcase(g->suite, tc);
+    return tc;
+}
+
 int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
@@ -366,7 +380,7 @@ void e2e_wait_status(const dtmq_proc *p, const char *gid, const char *want, int 
     for (int i = 0; i < timeout_s * 20; i++) {
         if (strcmp(e2e_status(p, gid, got, sizeof(got)), want) == 0)
             return;
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     char *log = dtmq_log(p);
     ck_abort_msg("gid %s: want status %s within %d s, have '%s'; dtmq log tail: %s", gid, want,
@@ -410,8 +424,11 @@ long long test_wall_ms(void)
 
 void test_sleep_ms(long ms)
 {
+    if (ms <= 0)
+        return;
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 int test_env_int(const char *name, int def, int lo, int hi)

@@ -1,8 +1,9 @@
 /*
  * testlib.h — helpers for dtmq's integration tests: start a dtmq process on a
  * free loopback port and wait until it answers, stop it with a signal, make
- * HTTP calls with libcurl, and read the addresses of the test services that
- * tests/run.sh started (real Kafka, FerretDB).
+ * HTTP calls with libcurl, read the addresses of the test services that
+ * tests/run.sh started (real Kafka, FerretDB), the clocks every test uses,
+ * and test_group/test_add, which make each test a Check test case of its own.
  */
 #ifndef DTMQ_TESTLIB_H
 #define DTMQ_TESTLIB_H
@@ -55,6 +56,33 @@ int http_do(const char *method, const char *url, const char *body, char **resp);
 /* Runs every test of s with Check and returns the process exit status:
  * 0 when all passed. Every test binary's main() ends with this. */
 int run_suite(Suite *s);
+
+/*
+ * One TCase per test, named after the test function, so that any one test can
+ * be run alone (CK_RUN_CASE=<test name>; `make test-one`, docs/testing.md).
+ * A test_group holds what the tests of a group share: the suite, the time
+ * limit (0: Check's default, CK_DEFAULT_TIMEOUT) and fixtures; the checked
+ * fixture runs around every test (in its fork), the unchecked one around each
+ * test's TCase (in the parent, so also once per test).
+ *
+ *   test_group g = {.suite = s, .timeout_s = 90, .setup = a, .teardown = b};
+ *   test_add(&g, saga_commits);             TCase "saga_commits"
+ *   test_add_loop(&g, classifies, 0, n);    one TCase, iterations 0..n-1
+ */
+typedef struct test_group {
+    Suite *suite;
+    int timeout_s;
+    SFun setup, teardown;   /* checked fixture, or NULL */
+    SFun usetup, uteardown; /* unchecked fixture, or NULL */
+} test_group;
+
+TCase *test_group_add(const test_group *g, const TTest *test, int start, int end);
+/* The same under another name (kept, not copied: a string that outlives the
+ * run), for a test run once per parameter, e.g. per database. */
+TCase *test_group_add_as(const test_group *g, const char *name, const TTest *test, int start,
+                         int end);
+#define test_add(g, test) test_group_add((g), (test), 0, 1)
+#define test_add_loop(g, test, start, end) test_group_add((g), (test), (start), (end))
 
 /* ---- end-to-end helpers -------------------------------------------------- */
 

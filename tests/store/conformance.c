@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon/store/store.h"
+#include "testlib.h"
 
 #define T0 INT64_C(1700000000000)
 
@@ -1662,65 +1663,55 @@ START_TEST(test_count_by_status)
 }
 END_TEST
 
-static TCase *tcase(const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120); /* generous for a remote backend */
-    return tc;
-}
 
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
-    TCase *tc = tcase("open");
-    tcase_add_test(tc, test_open_bad_uris);
-    tcase_add_test(tc, test_open_driver_and_ping);
-    tcase_add_test(tc, test_visible_across_handles);
-    suite_add_tcase(s, tc);
+    /* every test on a fresh store; generous time for a remote backend */
+    test_group g = {.suite = s, .timeout_s = 120, .setup = setup, .teardown = teardown};
+    /* open */
+    test_add(&g, test_open_bad_uris);
+    test_add(&g, test_open_driver_and_ping);
+    test_add(&g, test_visible_across_handles);
 
-    tc = tcase("trans");
-    tcase_add_test(tc, test_create_find_roundtrip);
-    tcase_add_test(tc, test_create_duplicate_changes_nothing);
-    tcase_add_test(tc, test_find_missing_and_invalid);
-    tcase_add_test(tc, test_create_many_branches_in_order);
-    tcase_add_test(tc, test_change_status_sets_only_given_fields);
-    tcase_add_test(tc, test_change_status_same_status_is_guarded_update);
-    tcase_add_test(tc, test_change_status_conflict_and_not_found);
-    tcase_add_test(tc, test_change_status_race_one_winner);
-    tcase_add_test(tc, test_append_branches_in_order);
-    tcase_add_test(tc, test_append_branches_guards);
-    tcase_add_test(tc, test_update_branches_sets_result_fields_only);
-    tcase_add_test(tc, test_update_branches_guards);
-    tcase_add_test(tc, test_update_branches_if_guards_the_branch);
-    tcase_add_test(tc, test_drop_all_empties_everything);
-    suite_add_tcase(s, tc);
+    /* trans */
+    test_add(&g, test_create_find_roundtrip);
+    test_add(&g, test_create_duplicate_changes_nothing);
+    test_add(&g, test_find_missing_and_invalid);
+    test_add(&g, test_create_many_branches_in_order);
+    test_add(&g, test_change_status_sets_only_given_fields);
+    test_add(&g, test_change_status_same_status_is_guarded_update);
+    test_add(&g, test_change_status_conflict_and_not_found);
+    test_add(&g, test_change_status_race_one_winner);
+    test_add(&g, test_append_branches_in_order);
+    test_add(&g, test_append_branches_guards);
+    test_add(&g, test_update_branches_sets_result_fields_only);
+    test_add(&g, test_update_branches_guards);
+    test_add(&g, test_update_branches_if_guards_the_branch);
+    test_add(&g, test_drop_all_empties_everything);
 
-    tc = tcase("cron");
-    tcase_add_test(tc, test_claim_due_order_and_filter);
-    tcase_add_test(tc, test_claim_due_lease_expiry);
-    tcase_add_test(tc, test_claim_due_empty);
-    tcase_add_test(tc, test_claim_due_two_processes_never_share);
-    tcase_add_test(tc, test_claim_due_threads_never_share);
-    tcase_add_test(tc, test_touch_cron_owner_guard);
-    tcase_add_test(tc, test_reset_cron_times);
-    tcase_add_test(tc, test_delete_finished);
-    suite_add_tcase(s, tc);
+    /* cron */
+    test_add(&g, test_claim_due_order_and_filter);
+    test_add(&g, test_claim_due_lease_expiry);
+    test_add(&g, test_claim_due_empty);
+    test_add(&g, test_claim_due_two_processes_never_share);
+    test_add(&g, test_claim_due_threads_never_share);
+    test_add(&g, test_touch_cron_owner_guard);
+    test_add(&g, test_reset_cron_times);
+    test_add(&g, test_delete_finished);
 
-    tc = tcase("list");
-    tcase_add_test(tc, test_list_paging_newest_first);
-    tcase_add_test(tc, test_list_full_row_fields);
-    tcase_add_test(tc, test_count_by_status);
-    tcase_add_test(tc, test_list_filters);
-    tcase_add_test(tc, test_list_invalid_arguments);
-    tcase_add_test(tc, test_list_stable_while_creating);
-    suite_add_tcase(s, tc);
+    /* list */
+    test_add(&g, test_list_paging_newest_first);
+    test_add(&g, test_list_full_row_fields);
+    test_add(&g, test_count_by_status);
+    test_add(&g, test_list_filters);
+    test_add(&g, test_list_invalid_arguments);
+    test_add(&g, test_list_stable_while_creating);
 
-    tc = tcase("kv");
-    tcase_add_test(tc, test_kv_crud_and_versions);
-    tcase_add_test(tc, test_kv_cas_no_lost_updates);
-    tcase_add_test(tc, test_kv_scan_paging_in_key_order);
-    suite_add_tcase(s, tc);
+    /* kv */
+    test_add(&g, test_kv_crud_and_versions);
+    test_add(&g, test_kv_cas_no_lost_updates);
+    test_add(&g, test_kv_scan_paging_in_key_order);
     return s;
 }
 

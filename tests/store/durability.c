@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "daemon/store/store.h"
 
 #define WRITER_THREADS 4
@@ -334,14 +335,12 @@ END_TEST
 static Suite *durability_suite(void)
 {
     Suite *s = suite_create("durability");
-    TCase *tc = tcase_create("durability");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_acknowledged_survive_sigkill);
-    tcase_add_test(tc, test_synced_survive_sigkill);
-    tcase_add_test(tc, test_sync_makes_visible_to_another_handle);
-    tcase_add_test(tc, test_when_durable_calls_back_once);
-    tcase_add_test(tc, test_failed_change_undone_alone);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 120};
+    test_add(&g, test_acknowledged_survive_sigkill);
+    test_add(&g, test_synced_survive_sigkill);
+    test_add(&g, test_sync_makes_visible_to_another_handle);
+    test_add(&g, test_when_durable_calls_back_once);
+    test_add(&g, test_failed_change_undone_alone);
     return s;
 }
 

@@ -21,20 +21,6 @@
 
 /* ---------- helpers ---------- */
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* GET/POST base+path_query; returns the status, *resp the body (malloc'd). */
 static int call(busi *b, const char *method, const char *path_query, const char *body, char **resp)
 {
@@ -249,9 +235,9 @@ typedef struct delayed_req {
 static void *delayed_req_run(void *arg)
 {
     delayed_req *r = arg;
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     r->status = call_status(r->b, "GET", r->path);
-    r->elapsed_ms = mono_ms() - t0;
+    r->elapsed_ms = test_now_ms() - t0;
     return NULL;
 }
 
@@ -260,10 +246,10 @@ START_TEST(rule_delay_answers_late)
     busi *b = busi_start();
     ck_assert_ptr_nonnull(b);
     busi_rule(b, "/slow", NULL, NULL, 409, NULL, 300, -1);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     char *resp = NULL;
     ck_assert_int_eq(call(b, "GET", "/slow?gid=s", NULL, &resp), 409);
-    long long elapsed = mono_ms() - t0;
+    long long elapsed = test_now_ms() - t0;
     ck_assert_str_eq(resp, "{\"dtm_result\":\"FAILURE\"}");
     free(resp);
     ck_assert_int_ge(elapsed, 300);
@@ -280,23 +266,23 @@ START_TEST(rule_delay_does_not_block_others)
     busi_rule(b, "/slow", NULL, NULL, 200, NULL, 800, -1);
     delayed_req reqs[N];
     pthread_t th[N];
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     for (int i = 0; i < N; i++) {
         reqs[i] = (delayed_req){b, "/slow", 0, 0};
         ck_assert_int_eq(pthread_create(&th[i], NULL, delayed_req_run, &reqs[i]), 0);
     }
     /* every slow request has arrived and is waiting out its delay */
     ck_assert_int_eq(busi_wait(b, "/slow", NULL, NULL, N, 5000), N);
-    long long f0 = mono_ms();
+    long long f0 = test_now_ms();
     ck_assert_int_eq(call_status(b, "GET", "/fast"), 200);
-    ck_assert_int_lt(mono_ms() - f0, 500);
+    ck_assert_int_lt(test_now_ms() - f0, 500);
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
         ck_assert_int_eq(reqs[i].status, 200);
         ck_assert_int_ge(reqs[i].elapsed_ms, 800);
     }
     /* in parallel, not one pool thread sleeping per request (serial would be N*0.8 s / 8) */
-    ck_assert_int_lt(mono_ms() - t0, 2400);
+    ck_assert_int_lt(test_now_ms() - t0, 2400);
     busi_stop(b);
 }
 END_TEST
@@ -310,9 +296,9 @@ START_TEST(stop_with_a_delayed_request_pending)
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, delayed_req_run, &r), 0);
     ck_assert_int_eq(busi_wait(b, "/hang", NULL, NULL, 1, 5000), 1);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     busi_stop(b);
-    ck_assert_int_lt(mono_ms() - t0, 5000);
+    ck_assert_int_lt(test_now_ms() - t0, 5000);
     pthread_join(th, NULL);
     /* answered at once on stop, or cut off; either way not after 20 s */
     ck_assert(r.status == 200 || r.status == -1);
@@ -327,7 +313,7 @@ START_TEST(records_query_fields_method_and_headers)
     busi *b = busi_start();
     ck_assert_ptr_nonnull(b);
     busi_rule(b, "/api/TransIn", NULL, "compensate", 425, NULL, 0, -1);
-    long long before = wall_ms();
+    long long before = test_wall_ms();
     char *resp = NULL;
     ck_assert_int_eq(call(b, "GET",
                           "/api/TransIn?gid=a%2Fb%20c&trans_type=saga&branch_id=02&op=compensate",
@@ -339,7 +325,7 @@ START_TEST(records_query_fields_method_and_headers)
                      200);
     free(resp);
     ck_assert_int_eq(call_status(b, "DELETE", "/plain"), 200);
-    long long after = wall_ms();
+    long long after = test_wall_ms();
 
     busi_call *calls;
     size_t n = busi_calls(b, &calls);
@@ -503,14 +489,14 @@ START_TEST(wait_times_out)
     busi *b = busi_start();
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(call_status(b, "GET", "/api/Later?gid=lg&op=confirm"), 200);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     ck_assert_int_eq(busi_wait(b, "/api/Later", "lg", "confirm", 2, 300), 1);
-    long long elapsed = mono_ms() - t0;
+    long long elapsed = test_now_ms() - t0;
     ck_assert_int_ge(elapsed, 290);
     ck_assert_int_lt(elapsed, 2000);
-    t0 = mono_ms();
+    t0 = test_now_ms();
     ck_assert_int_eq(busi_wait(b, "/api/Later", "other", NULL, 1, 200), 0);
-    ck_assert_int_ge(mono_ms() - t0, 190);
+    ck_assert_int_ge(test_now_ms() - t0, 190);
     busi_stop(b);
 }
 END_TEST
@@ -520,18 +506,18 @@ START_TEST(wait_succeeds_when_the_call_arrives)
     busi *b = busi_start();
     ck_assert_ptr_nonnull(b);
     /* already satisfied: immediate */
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     ck_assert_int_eq(busi_wait(b, NULL, NULL, NULL, 0, 5000), 0);
-    ck_assert_int_lt(mono_ms() - t0, 100);
+    ck_assert_int_lt(test_now_ms() - t0, 100);
 
     later_req r = {b, 300, 0};
     pthread_t th;
-    t0 = mono_ms();
+    t0 = test_now_ms();
     ck_assert_int_eq(pthread_create(&th, NULL, later_req_run, &r), 0);
     /* unrelated calls wake the waiter without satisfying it */
     ck_assert_int_eq(call_status(b, "GET", "/api/Noise?gid=lg&op=confirm"), 200);
     ck_assert_int_eq(busi_wait(b, "/api/Later", "lg", "confirm", 1, 10000), 1);
-    long long elapsed = mono_ms() - t0;
+    long long elapsed = test_now_ms() - t0;
     ck_assert_int_ge(elapsed, 290);
     ck_assert_int_lt(elapsed, 5000);
     pthread_join(th, NULL);
@@ -617,24 +603,22 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     Suite *s = suite_create("busi");
-    TCase *tc = tcase_create("busi");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, default_answer_is_success);
-    tcase_add_test(tc, rule_default_and_custom_bodies);
-    tcase_add_test(tc, rule_specificity_beats_recency);
-    tcase_add_test(tc, rule_newest_first_among_equals);
-    tcase_add_test(tc, rule_times_run_out);
-    tcase_add_test(tc, rule_delay_answers_late);
-    tcase_add_test(tc, rule_delay_does_not_block_others);
-    tcase_add_test(tc, stop_with_a_delayed_request_pending);
-    tcase_add_test(tc, records_query_fields_method_and_headers);
-    tcase_add_test(tc, records_custom_header_and_binary_body_on_one_connection);
-    tcase_add_test(tc, records_an_aborted_upload_once);
-    tcase_add_test(tc, reset_calls_keeps_rules);
-    tcase_add_test(tc, wait_times_out);
-    tcase_add_test(tc, wait_succeeds_when_the_call_arrives);
-    tcase_add_test(tc, concurrent_requests_all_recorded_once);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s, .timeout_s = 120};
+    test_add(&g, default_answer_is_success);
+    test_add(&g, rule_default_and_custom_bodies);
+    test_add(&g, rule_specificity_beats_recency);
+    test_add(&g, rule_newest_first_among_equals);
+    test_add(&g, rule_times_run_out);
+    test_add(&g, rule_delay_answers_late);
+    test_add(&g, rule_delay_does_not_block_others);
+    test_add(&g, stop_with_a_delayed_request_pending);
+    test_add(&g, records_query_fields_method_and_headers);
+    test_add(&g, records_custom_header_and_binary_body_on_one_connection);
+    test_add(&g, records_an_aborted_upload_once);
+    test_add(&g, reset_calls_keeps_rules);
+    test_add(&g, wait_times_out);
+    test_add(&g, wait_succeeds_when_the_call_arrives);
+    test_add(&g, concurrent_requests_all_recorded_once);
     int rc = run_suite(s);
     curl_global_cleanup();
     return rc;

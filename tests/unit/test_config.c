@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "config.h"
 
 /* ------------------------------------------------------------------------ */
@@ -934,63 +935,57 @@ END_TEST
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
-    TCase *layers = tcase_create("layers");
-    tcase_add_checked_fixture(layers, setup, teardown);
-    tcase_add_test(layers, test_defaults);
-    tcase_add_test(layers, test_argc_zero);
-    tcase_add_test(layers, test_yaml_every_key);
-    tcase_add_test(layers, test_yaml_partial_keeps_defaults);
-    tcase_add_test(layers, test_yaml_quoted_and_flow_styles);
-    tcase_add_test(layers, test_yaml_null_keeps_lower_layer);
-    tcase_add_test(layers, test_yaml_empty_and_comment_only_files);
-    tcase_add_test(layers, test_yaml_anchor_alias);
-    tcase_add_test(layers, test_env_every_option);
-    tcase_add_test(layers, test_flags_every_option);
-    tcase_add_test(layers, test_flags_equals_form);
-    tcase_add_test(layers, test_config_flag_forms);
-    tcase_add_test(layers, test_last_flag_wins);
-    tcase_add_test(layers, test_enum_values_normalised);
-    tcase_add_test(layers, test_env_overrides_yaml);
-    tcase_add_test(layers, test_flag_overrides_env);
-    tcase_add_test(layers, test_all_layers);
-    tcase_add_test(layers, test_empty_env_is_unset);
-    suite_add_tcase(s, layers);
+    test_group layers = {.suite = s, .setup = setup, .teardown = teardown};
+    test_add(&layers, test_defaults);
+    test_add(&layers, test_argc_zero);
+    test_add(&layers, test_yaml_every_key);
+    test_add(&layers, test_yaml_partial_keeps_defaults);
+    test_add(&layers, test_yaml_quoted_and_flow_styles);
+    test_add(&layers, test_yaml_null_keeps_lower_layer);
+    test_add(&layers, test_yaml_empty_and_comment_only_files);
+    test_add(&layers, test_yaml_anchor_alias);
+    test_add(&layers, test_env_every_option);
+    test_add(&layers, test_flags_every_option);
+    test_add(&layers, test_flags_equals_form);
+    test_add(&layers, test_config_flag_forms);
+    test_add(&layers, test_last_flag_wins);
+    test_add(&layers, test_enum_values_normalised);
+    test_add(&layers, test_env_overrides_yaml);
+    test_add(&layers, test_flag_overrides_env);
+    test_add(&layers, test_all_layers);
+    test_add(&layers, test_empty_env_is_unset);
 
-    TCase *values = tcase_create("values");
-    tcase_add_checked_fixture(values, setup, teardown);
-    tcase_add_test(values, test_store_scalar);
-    tcase_add_test(values, test_store_mapping_sqlite);
-    tcase_add_test(values, test_store_mapping_mongodb);
-    tcase_add_test(values, test_store_env_and_flag);
-    tcase_add_test(values, test_store_mapping_errors);
-    tcase_add_test(values, test_store_env_error);
-    tcase_add_test(values, test_kafka_forms);
-    tcase_add_test(values, test_kafka_errors);
-    tcase_add_test(values, test_checked_string_errors);
-    tcase_add_test(values, test_number_errors);
-    tcase_add_test(values, test_env_number_error);
-    tcase_add_test(values, test_retry_interval_max_below_base);
-    tcase_add_test(values, test_retry_interval_max_source_is_file_line);
-    tcase_add_test(values, test_short_timeouts_allowed);
-    suite_add_tcase(s, values);
+    test_group values = {.suite = s, .setup = setup, .teardown = teardown};
+    test_add(&values, test_store_scalar);
+    test_add(&values, test_store_mapping_sqlite);
+    test_add(&values, test_store_mapping_mongodb);
+    test_add(&values, test_store_env_and_flag);
+    test_add(&values, test_store_mapping_errors);
+    test_add(&values, test_store_env_error);
+    test_add(&values, test_kafka_forms);
+    test_add(&values, test_kafka_errors);
+    test_add(&values, test_checked_string_errors);
+    test_add(&values, test_number_errors);
+    test_add(&values, test_env_number_error);
+    test_add(&values, test_retry_interval_max_below_base);
+    test_add(&values, test_retry_interval_max_source_is_file_line);
+    test_add(&values, test_short_timeouts_allowed);
 
-    TCase *errors = tcase_create("errors");
-    tcase_add_checked_fixture(errors, setup, teardown);
-    tcase_add_test(errors, test_yaml_unknown_keys);
-    tcase_add_test(errors, test_yaml_shape_errors);
-    tcase_add_test(errors, test_yaml_syntax_errors);
-    tcase_add_test(errors, test_missing_file);
-    tcase_add_test(errors, test_relative_file_name_in_messages);
-    tcase_add_test(errors, test_flag_errors);
-    tcase_add_test(errors, test_flag_value_may_start_with_single_dash);
-    tcase_add_test(errors, test_help_and_version);
-    tcase_add_test(errors, test_help_before_other_problems);
-    tcase_add_test(errors, test_bad_flag_reported_before_bad_file);
-    tcase_add_test(errors, test_usage_lists_everything);
-    tcase_add_test(errors, test_sample_file_is_the_defaults);
-    tcase_add_test(errors, test_free_after_every_outcome);
-    tcase_add_test(errors, test_null_err_buffer);
-    suite_add_tcase(s, errors);
+    test_group errors = {.suite = s, .setup = setup, .teardown = teardown};
+    test_add(&errors, test_yaml_unknown_keys);
+    test_add(&errors, test_yaml_shape_errors);
+    test_add(&errors, test_yaml_syntax_errors);
+    test_add(&errors, test_missing_file);
+    test_add(&errors, test_relative_file_name_in_messages);
+    test_add(&errors, test_flag_errors);
+    test_add(&errors, test_flag_value_may_start_with_single_dash);
+    test_add(&errors, test_help_and_version);
+    test_add(&errors, test_help_before_other_problems);
+    test_add(&errors, test_bad_flag_reported_before_bad_file);
+    test_add(&errors, test_usage_lists_everything);
+    test_add(&errors, test_sample_file_is_the_defaults);
+    test_add(&errors, test_free_after_every_outcome);
+    test_add(&errors, test_null_err_buffer);
     return s;
 }
 

@@ -48,9 +48,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("gid");
-    TCase *tc = tcase_create("gid");
-    tcase_add_test(tc, gid_shape);
-    tcase_add_test(tc, gids_do_not_repeat_and_use_every_position);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s};
+    test_add(&g, gid_shape);
+    test_add(&g, gids_do_not_repeat_and_use_every_position);
     return run_suite(s);
 }

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include "daemon/dispatch/http_dispatch.h"
+#include "stub_http.h"
 #include "testlib.h"
 
 enum {
@@ -29,27 +30,6 @@ enum {
 };
 
 /* ---- clocks ------------------------------------------------------------ */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
 /* ---- the test server --------------------------------------------------
  *
@@ -168,7 +148,7 @@ static enum MHD_Result srv_slow(struct MHD_Connection *conn, request_state *st)
     }
     st->slow_counted = true;
     st->conn = conn;
-    st->resume_at = mono_ms() + SLOW_MS;
+    st->resume_at = test_now_ms() + SLOW_MS;
     MHD_suspend_connection(conn); /* before the resumer can see it */
     pthread_mutex_lock(&srv.lock);
     st->next = srv.suspended;
@@ -183,7 +163,7 @@ static enum MHD_Result srv_slow(struct MHD_Connection *conn, request_state *st)
  * A resumed request may complete and be freed at once: not touched after. */
 static long long srv_resume_due(void)
 {
-    long long now = mono_ms(), next = -1;
+    long long now = test_now_ms(), next = -1;
     request_state **link = &srv.suspended;
     while (*link != NULL) {
         request_state *st = *link;
@@ -337,17 +317,11 @@ static void srv_start(void)
     memset(&srv, 0, sizeof(srv));
     srv_start_resumer();
     for (int attempt = 0; attempt < 20 && srv.daemon == NULL; attempt++) {
-        int port = test_free_port();
-        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        srv.daemon = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                                          MHD_USE_ERROR_LOG,
-                                      (uint16_t)port, NULL, NULL, srv_handle, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-                                      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
-                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                                      MHD_OPTION_NOTIFY_COMPLETED, srv_request_done, NULL,
-                                      MHD_OPTION_NOTIFY_CONNECTION, srv_connection_event, NULL, MHD_OPTION_END);
-        snprintf(srv.base, sizeof(srv.base), "http://127.0.0.1:%d", port);
+        stub_http_options o = {.port = test_free_port(), .threads = 4,
+                               .flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                               .connection_limit = 1000, .completed = srv_request_done,
+                               .connection = srv_connection_event};
+        srv.daemon = stub_http_start(srv_handle, NULL, &o, NULL, srv.base, sizeof(srv.base));
     }
     ck_assert_msg(srv.daemon != NULL, "cannot start the test HTTP server");
 }
@@ -357,9 +331,9 @@ static void srv_start(void)
 static void srv_stop(void)
 {
     srv_stop_resumer();
-    long long deadline = mono_ms() + 10000;
-    while (atomic_load(&srv.slow_now) > 0 && mono_ms() < deadline)
-        sleep_ms(5);
+    long long deadline = test_now_ms() + 10000;
+    while (atomic_load(&srv.slow_now) > 0 && test_now_ms() < deadline)
+        test_sleep_ms(5);
     if (srv.daemon != NULL)
         MHD_stop_daemon(srv.daemon);
     srv.daemon = NULL;
@@ -582,9 +556,9 @@ static const classify_case classify_cases[] = {
 START_TEST(classifies_answer)
 {
     const classify_case *c = &classify_cases[_i];
-    long long before = wall_ms();
+    long long before = test_wall_ms();
     collector *col = call_path("POST", c->path);
-    long long after = wall_ms();
+    long long after = test_wall_ms();
     call_slot *s = &col->slots[0];
     ck_assert_msg(s->outcome == c->outcome, "%s: outcome %s, want %s", c->path, dispatch_outcome_name(s->outcome),
                   dispatch_outcome_name(c->outcome));
@@ -743,8 +717,8 @@ START_TEST(submit_wakes_idle_dispatcher)
     http_dispatch *d = http_dispatch_start(4);
     char *url = srv_url("/ok");
     for (int i = 0; i < col->n; i++) {
-        sleep_ms(200); /* let the dispatcher go idle */
-        long long submitted = wall_ms();
+        test_sleep_ms(200); /* let the dispatcher go idle */
+        long long submitted = test_wall_ms();
         ck_assert_int_eq(submit_to(d, &col->slots[i], "GET", url, NULL, 0, NULL, TEST_TIMEOUT_MS), 0);
         ck_assert_int_eq(collector_wait(col, i + 1, WAIT_MS), i + 1);
         ck_assert_int_eq(col->slots[i].outcome, DISPATCH_SUCCESS);
@@ -797,10 +771,10 @@ START_TEST(many_calls_run_concurrently)
     enum { N = 200 };
     collector *col = collector_new(N);
     http_dispatch *d = http_dispatch_start(256);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     submit_many(d, col, "GET", "/slow", 30000);
     ck_assert_int_eq(collector_wait(col, N, 60000), N);
-    long long took = mono_ms() - t0;
+    long long took = test_now_ms() - t0;
     ck_assert_int_eq(http_dispatch_pending(d), 0);
     http_dispatch_stop(d);
     assert_each_called_once(col);
@@ -818,11 +792,11 @@ START_TEST(max_in_flight_queues_the_rest)
     enum { N = 6 };
     collector *col = collector_new(N);
     http_dispatch *d = http_dispatch_start(2);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     submit_many(d, col, "GET", "/slow", 30000);
     ck_assert_int_eq(http_dispatch_pending(d), N);
     ck_assert_int_eq(collector_wait(col, N, 60000), N);
-    long long took = mono_ms() - t0;
+    long long took = test_now_ms() - t0;
     ck_assert_int_eq(http_dispatch_pending(d), 0);
     http_dispatch_stop(d);
     assert_each_called_once(col);
@@ -837,9 +811,9 @@ END_TEST
 /* Waits until the server has received n /slow requests. */
 static void wait_slow_hits(int n)
 {
-    long long deadline = mono_ms() + WAIT_MS;
-    while (srv_count(&srv.slow_hits) < n && mono_ms() < deadline)
-        sleep_ms(10);
+    long long deadline = test_now_ms() + WAIT_MS;
+    while (srv_count(&srv.slow_hits) < n && test_now_ms() < deadline)
+        test_sleep_ms(10);
     ck_assert_int_eq(srv_count(&srv.slow_hits), n);
 }
 
@@ -853,9 +827,9 @@ START_TEST(stop_completes_running_and_queued_calls)
     submit_many(d, col, "GET", "/slow", 30000);
     wait_slow_hits(2); /* two in flight, three queued */
     ck_assert_int_eq(http_dispatch_pending(d), N);
-    long long t0 = mono_ms();
+    long long t0 = test_now_ms();
     http_dispatch_stop(d);
-    long long took = mono_ms() - t0;
+    long long took = test_now_ms() - t0;
     ck_assert_int_eq(collector_wait(col, N, 0), N); /* all done before stop returned */
     assert_each_called_once(col);
     for (int i = 0; i < N; i++) {
@@ -1006,38 +980,33 @@ int main(void)
 {
     Suite *s = suite_create("http_dispatch");
 
-    TCase *pure = tcase_create("pure");
-    tcase_set_timeout(pure, 60);
-    tcase_add_test(pure, outcome_names);
-    tcase_add_test(pure, branch_url_without_query);
-    tcase_add_test(pure, branch_url_with_query);
-    tcase_add_test(pure, branch_url_escapes_values);
-    tcase_add_test(pure, start_and_stop_idle);
-    tcase_add_test(pure, rejects_invalid_calls);
-    tcase_add_test(pure, connection_refused_is_error);
-    tcase_add_test(pure, unsupported_scheme_is_error);
-    suite_add_tcase(s, pure);
+    test_group pure = {.suite = s, .timeout_s = 60};
+    test_add(&pure, outcome_names);
+    test_add(&pure, branch_url_without_query);
+    test_add(&pure, branch_url_with_query);
+    test_add(&pure, branch_url_escapes_values);
+    test_add(&pure, start_and_stop_idle);
+    test_add(&pure, rejects_invalid_calls);
+    test_add(&pure, connection_refused_is_error);
+    test_add(&pure, unsupported_scheme_is_error);
 
-    TCase *server = tcase_create("server");
-    tcase_add_checked_fixture(server, srv_start, srv_stop);
-    tcase_set_timeout(server, 120);
-    tcase_add_loop_test(server, classifies_answer, 0, (int)(sizeof(classify_cases) / sizeof(classify_cases[0])));
-    tcase_add_test(server, big_answer_is_truncated_and_classified);
-    tcase_add_test(server, timeout_is_error);
-    tcase_add_test(server, post_sends_exact_bytes_headers_and_query);
-    tcase_add_test(server, post_sends_large_binary_body);
-    tcase_add_test(server, post_without_body_sends_empty_body);
-    tcase_add_test(server, post_keeps_callers_content_type);
-    tcase_add_test(server, get_sends_no_body);
-    tcase_add_test(server, caller_may_free_call_after_submit);
-    tcase_add_test(server, connections_are_reused);
-    tcase_add_test(server, submit_wakes_idle_dispatcher);
-    tcase_add_test(server, many_calls_run_concurrently);
-    tcase_add_test(server, max_in_flight_queues_the_rest);
-    tcase_add_test(server, stop_completes_running_and_queued_calls);
-    tcase_add_test(server, callback_may_submit);
-    tcase_add_test(server, submit_from_many_threads);
-    suite_add_tcase(s, server);
+    test_group server = {.suite = s, .setup = srv_start, .teardown = srv_stop, .timeout_s = 120};
+    test_add_loop(&server, classifies_answer, 0, (int)(sizeof(classify_cases) / sizeof(classify_cases[0])));
+    test_add(&server, big_answer_is_truncated_and_classified);
+    test_add(&server, timeout_is_error);
+    test_add(&server, post_sends_exact_bytes_headers_and_query);
+    test_add(&server, post_sends_large_binary_body);
+    test_add(&server, post_without_body_sends_empty_body);
+    test_add(&server, post_keeps_callers_content_type);
+    test_add(&server, get_sends_no_body);
+    test_add(&server, caller_may_free_call_after_submit);
+    test_add(&server, connections_are_reused);
+    test_add(&server, submit_wakes_idle_dispatcher);
+    test_add(&server, many_calls_run_concurrently);
+    test_add(&server, max_in_flight_queues_the_rest);
+    test_add(&server, stop_completes_running_and_queued_calls);
+    test_add(&server, callback_may_submit);
+    test_add(&server, submit_from_many_threads);
 
     return run_suite(s);
 }

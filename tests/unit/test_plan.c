@@ -319,22 +319,21 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("plan");
-    TCase *tc = tcase_create("plan");
-    tcase_add_test(tc, saga_sequential_runs_the_first_prepared_action_only);
-    tcase_add_test(tc, saga_all_succeeded_means_succeed);
-    tcase_add_test(tc, saga_failed_action_aborts_then_compensates_in_reverse);
-    tcase_add_test(tc, saga_failure_waits_for_calls_in_flight_before_aborting);
-    tcase_add_test(tc, saga_never_eligible_steps_are_not_compensated);
-    tcase_add_test(tc, saga_eligible_unknown_action_is_compensated);
-    tcase_add_test(tc, saga_concurrent_orders);
-    tcase_add_test(tc, saga_concurrent_compensation_waits_for_dependents);
-    tcase_add_test(tc, saga_timeout_and_retry_limit);
-    tcase_add_test(tc, tcc_confirms_one_at_a_time_in_reverse);
-    tcase_add_test(tc, tcc_prepared_times_out_into_aborting);
-    tcase_add_test(tc, xa_rolls_back_forward);
-    tcase_add_test(tc, msg_prepared_asks_back_after_timeout_once_per_pass);
-    tcase_add_test(tc, msg_submitted_delivers_in_order_after_delay);
-    tcase_add_test(tc, workflow_resumes_after_timeout);
-    suite_add_tcase(s, tc);
+    test_group g = {.suite = s};
+    test_add(&g, saga_sequential_runs_the_first_prepared_action_only);
+    test_add(&g, saga_all_succeeded_means_succeed);
+    test_add(&g, saga_failed_action_aborts_then_compensates_in_reverse);
+    test_add(&g, saga_failure_waits_for_calls_in_flight_before_aborting);
+    test_add(&g, saga_never_eligible_steps_are_not_compensated);
+    test_add(&g, saga_eligible_unknown_action_is_compensated);
+    test_add(&g, saga_concurrent_orders);
+    test_add(&g, saga_concurrent_compensation_waits_for_dependents);
+    test_add(&g, saga_timeout_and_retry_limit);
+    test_add(&g, tcc_confirms_one_at_a_time_in_reverse);
+    test_add(&g, tcc_prepared_times_out_into_aborting);
+    test_add(&g, xa_rolls_back_forward);
+    test_add(&g, msg_prepared_asks_back_after_timeout_once_per_pass);
+    test_add(&g, msg_submitted_delivers_in_order_after_delay);
+    test_add(&g, workflow_resumes_after_timeout);
     return run_suite(s);
 }
