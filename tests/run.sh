@@ -25,6 +25,8 @@ test_env
 tmp=$(mktemp -d /tmp/dtmq-tests-XXXXXX)
 
 run_unit_tests
+# the start-of-run check for missing tools names each one's Debian package
+run_binary "preflight/packages" bash tests/preflight/run.sh
 # the JSON Schemas checked by an independent validator (Debian's python3-jsonschema)
 run_binary "schemas/cross_check" /usr/bin/python3 tests/schemas/cross_check.py
 # the README's quick start, as written (make run + its curl lines)

@@ -342,6 +342,16 @@ START_TEST(load_errors)
     ck_assert_ptr_null(json_schema_load("{\"properties\":{\"a\":{\"pattern\":\"([\"}}}", err, sizeof(err)));
     const char *bad_regex = "#/properties/a: pattern \"([\" does not compile: "; /* then regerror's words */
     ck_assert_msg(strncmp(err, bad_regex, strlen(bad_regex)) == 0 && strlen(err) > strlen(bad_regex), "%s", err);
+    /* stacked quantifiers: undefined in POSIX, gigabytes in glibc's regcomp */
+    expect_load_error("{\"properties\":{\"a\":{\"pattern\":\"^x+++{1,3}$\"}}}",
+                      "#/properties/a: pattern \"^x+++{1,3}$\" stacks quantifiers (e.g. a++ or a+{1,3}), "
+                      "which POSIX leaves undefined");
+    expect_load_error("{\"pattern\":\"a{2}*\"}",
+                      "#: pattern \"a{2}*\" stacks quantifiers (e.g. a++ or a+{1,3}), which POSIX leaves undefined");
+    char ok_err[256] = "";
+    json_schema *ok = json_schema_load("{\"pattern\":\"^[+*?{]+(a|b)?[]x]*\\\\+{1,2}$\"}", ok_err, sizeof(ok_err));
+    ck_assert_msg(ok != NULL, "quantifier characters in brackets or escaped are fine: %s", ok_err);
+    json_schema_free(ok);
     expect_load_error("{\"required\":[1]}", "#: required[0] must be a string");
     expect_load_error("{\"minLength\":-1}", "#: minLength must be a non-negative integer");
     expect_load_error("{\"maximum\":\"5\"}", "#: maximum must be a number");

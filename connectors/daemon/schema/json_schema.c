@@ -511,10 +511,50 @@ static int compile_length(long long *dst, json_t *v, const char *loc, const char
     return 0;
 }
 
+/* 1 when a quantifier (*, +, ?, {) directly follows another one outside a
+ * bracket expression, e.g. "a++" or "a+{1,3}". POSIX leaves such stacked
+ * quantifiers undefined, and glibc's regcomp copies the subexpression once
+ * per stacked quantifier, so a few dozen of them take gigabytes (found by
+ * fuzz_schema). */
+static int has_stacked_quantifier(const char *re)
+{
+    int in_bracket = 0, after_quantifier = 0;
+    for (const char *p = re; *p; p++) {
+        if (in_bracket) {
+            if (*p == ']' && p[-1] != '[' && !(p[-1] == '^' && p[-2] == '['))
+                in_bracket = 0;
+            continue;
+        }
+        if (*p == '\\' && p[1] != '\0') {
+            p++;
+            after_quantifier = 0;
+            continue;
+        }
+        int quantifier = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+        if (quantifier && after_quantifier)
+            return 1;
+        if (*p == '{') {
+            while (*p && *p != '}')
+                p++;
+            if (*p == '\0')
+                return 0; /* unterminated: regcomp says so */
+        }
+        if (*p == '[')
+            in_bracket = 1;
+        after_quantifier = quantifier;
+    }
+    return 0;
+}
+
 static int compile_pattern(js_node *n, json_t *v, const char *loc, char *err, size_t errlen)
 {
     if (!json_is_string(v)) {
         fail_load(err, errlen, loc, "pattern must be a string");
+        return -1;
+    }
+    if (has_stacked_quantifier(json_string_value(v))) {
+        fail_load(err, errlen, loc, "pattern \"%.200s\" stacks quantifiers (e.g. a++ or a+{1,3}), "
+                  "which POSIX leaves undefined", json_string_value(v));
         return -1;
     }
     int rc = regcomp(&n->pattern, json_string_value(v), REG_EXTENDED | REG_NOSUB);
