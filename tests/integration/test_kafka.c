@@ -4,7 +4,9 @@
  * through PREFIXsubmit with replies on reply_to, bad messages to the DLQ
  * without stalling the partition, kafka:// branches answered on PREFIXreply,
  * replies for unknown gids counted, status events, and a kill -9 while
- * submit messages are being consumed (nothing lost).
+ * submit messages are being consumed (nothing lost); a worker's FAILURE
+ * message as the rollback reason, refused submits answered on reply_to, and
+ * the embedded cluster's topics that a client created first.
  */
 #include <check.h>
 #include <jansson.h>
@@ -154,14 +156,22 @@ static kt_msg *expect_branch(const kenv *env, const char *topic_name, const char
     return m;
 }
 
+/* A worker's reply on PREFIXreply; message may be NULL (no "message" key). */
+static void worker_reply_saying(const kenv *env, const char *gid, const char *bid, const char *op,
+                                const char *result, const char *message)
+{
+    char reply[128], value[768];
+    e2e_kafka_topic(env, "reply", reply, sizeof(reply));
+    snprintf(value, sizeof(value), "{\"gid\":\"%s\",\"branch_id\":\"%s\",\"op\":\"%s\",\"dtm_result\":\"%s\"%s%s%s}",
+             gid, bid, op, result, message ? ",\"message\":\"" : "", message ? message : "",
+             message ? "\"" : "");
+    ck_assert_int_eq(kt_produce(env->bootstrap, reply, gid, value, strlen(value), NULL), 0);
+}
+
 static void worker_reply(const kenv *env, const char *gid, const char *bid, const char *op,
                          const char *result)
 {
-    char reply[128], value[512];
-    e2e_kafka_topic(env, "reply", reply, sizeof(reply));
-    snprintf(value, sizeof(value), "{\"gid\":\"%s\",\"branch_id\":\"%s\",\"op\":\"%s\",\"dtm_result\":\"%s\"}",
-             gid, bid, op, result);
-    ck_assert_int_eq(kt_produce(env->bootstrap, reply, gid, value, strlen(value), NULL), 0);
+    worker_reply_saying(env, gid, bid, op, result, NULL);
 }
 
 START_TEST(kafka_branches_are_decided_by_worker_replies)
@@ -198,6 +208,93 @@ START_TEST(kafka_branches_are_decided_by_worker_replies)
     kt_free(m, n);
     worker_reply(&env, gid, "01", "compensate", "SUCCESS");
     e2e_wait_status(&env.e.dtmq, gid, "failed", 30);
+    e2e_kafka_env_stop(&env);
+}
+END_TEST
+
+/* A saga action's FAILURE reply names why; that reason, after the branch, is
+ * the transaction's rollback_reason (reply.schema.json). */
+START_TEST(worker_failure_message_is_the_rollback_reason)
+{
+    kenv env;
+    e2e_kafka_env_start(&env, "t", NULL);
+    char gid[64], ta[128], ta_rev[128], body[1024];
+    e2e_gid(gid, sizeof(gid), "kr");
+    e2e_kafka_topic(&env, "reserve", ta, sizeof(ta));
+    e2e_kafka_topic(&env, "reserve-revert", ta_rev, sizeof(ta_rev));
+    snprintf(body, sizeof(body),
+             "{\"gid\":\"%s\",\"trans_type\":\"saga\",\"request_timeout\":20,\"steps\":["
+             "{\"action\":\"kafka://%s\",\"compensate\":\"kafka://%s\"}],\"payloads\":[\"{}\"]}",
+             gid, ta, ta_rev);
+    e2e_post_expect(&env.e.dtmq, "submit", body, 200);
+    size_t n;
+    kt_msg *m = expect_branch(&env, ta, gid, "01", "action", &n);
+    kt_free(m, n);
+    worker_reply_saying(&env, gid, "01", "action", "FAILURE", "insufficient stock for sku 42");
+    m = expect_branch(&env, ta_rev, gid, "01", "compensate", &n);
+    kt_free(m, n);
+    worker_reply(&env, gid, "01", "compensate", "SUCCESS");
+    e2e_wait_status(&env.e.dtmq, gid, "failed", 30);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/dtmsvr/query?gid=%s", gid);
+    int status;
+    json_t *q = e2e_call(&env.e.dtmq, "GET", path, NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(q, "transaction"), "rollback_reason")),
+                     "branch 01 action failed: insufficient stock for sku 42");
+    json_decref(q);
+    e2e_kafka_env_stop(&env);
+}
+END_TEST
+
+/* Submits refused before any command ran (schema, envelope) are answered on
+ * a readable reply_to with 400 and the reason, besides the dead letter; the
+ * reply names gid and op only when they were usable. */
+START_TEST(refused_submits_are_answered_on_reply_to)
+{
+    kenv env;
+    e2e_kafka_env_start(&env, "t", NULL);
+    char replies[128], v[3][512];
+    e2e_kafka_topic(&env, "refusals", replies, sizeof(replies));
+    snprintf(v[0], sizeof(v[0]), "{\"gid\":\"r-noop\",\"trans_type\":\"saga\",\"steps\":[],\"reply_to\":\"%s\"}", replies);
+    snprintf(v[1], sizeof(v[1]), "{\"op\":\"launch\",\"gid\":\"r-badop\",\"trans_type\":\"saga\",\"steps\":[],\"reply_to\":\"%s\"}", replies);
+    snprintf(v[2], sizeof(v[2]), "{\"op\":\"submit\",\"gid\":\"r-key\",\"trans_type\":\"saga\",\"steps\":[],\"reply_to\":\"%s\"}", replies);
+    produce_submit(&env, "r-noop", v[0]);
+    produce_submit(&env, "r-badop", v[1]);
+    produce_submit(&env, "not-the-gid", v[2]);
+    kt_msg *m;
+    size_t n = kt_read(env.bootstrap, replies, 3, 20000, &m);
+    ck_assert_uint_eq(n, 3);
+    const char *gids[] = {"r-noop", "r-badop", "r-key"};
+    const char *ops[] = {NULL, NULL, "submit"};
+    const char *reasons[] = {"op", "op", "key"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *r = NULL;
+        for (size_t j = 0; j < n && r == NULL; j++) {
+            json_t *cand = json_loads(m[j].value, 0, NULL);
+            if (strcmp(json_string_value(json_object_get(cand, "gid")) ?: "", gids[i]) == 0)
+                r = cand;
+            else
+                json_decref(cand);
+        }
+        ck_assert_msg(r != NULL, "no reply for %s", gids[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "phase")), "accepted");
+        ck_assert_int_eq(json_integer_value(json_object_get(r, "status")), 400);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "dtm_result")), "FAILURE");
+        if (ops[i])
+            ck_assert_str_eq(json_string_value(json_object_get(r, "op")), ops[i]);
+        else
+            ck_assert_ptr_null(json_object_get(r, "op"));
+        const char *why = json_string_value(json_object_get(r, "message"));
+        ck_assert_msg(why && strstr(why, reasons[i]), "reply for %s: %s", gids[i], why ? why : "(none)");
+        json_decref(r);
+    }
+    kt_free(m, n);
+    char dlq[128];
+    e2e_kafka_topic(&env, "submit.dlq", dlq, sizeof(dlq));
+    n = kt_read(env.bootstrap, dlq, 3, 15000, &m);
+    ck_assert_uint_eq(n, 3); /* and each is dead-lettered as before */
+    kt_free(m, n);
     e2e_kafka_env_stop(&env);
 }
 END_TEST
@@ -316,6 +413,42 @@ START_TEST(embedded_kafka_takes_submit_messages)
 }
 END_TEST
 
+/* The embedded cluster creates a topic itself when a client asks for it
+ * first (a worker subscribing, a producer): a kafka:// branch to that topic
+ * must still be delivered, not fail as "cannot create topic". */
+START_TEST(embedded_kafka_branch_to_a_topic_that_exists_already)
+{
+    char store[512];
+    test_store_uri(store, sizeof(store));
+    dtmq_proc p;
+    const char *args[] = {"--kafka", "embedded", NULL};
+    e2e_start(&p, store, args);
+    int status;
+    json_t *info = e2e_call(&p, "GET", "/api/info", NULL, &status);
+    char bootstrap[128];
+    snprintf(bootstrap, sizeof(bootstrap), "%s", json_string_value(json_object_get(info, "kafka_bootstrap")));
+    json_decref(info);
+    ck_assert_int_eq(kt_produce(bootstrap, "fresh.topic.b", "first", "before", 6, NULL), 0);
+    char gid[64], body[512];
+    e2e_gid(gid, sizeof(gid), "embt");
+    snprintf(body, sizeof(body),
+             "{\"gid\":\"%s\",\"trans_type\":\"msg\",\"steps\":[{\"action\":\"kafka://fresh.topic.b\"}],"
+             "\"payloads\":[\"order-7\"],\"wait_result\":true}",
+             gid);
+    e2e_post_expect(&p, "submit", body, 200);
+    e2e_wait_status(&p, gid, "succeed", 30);
+    kt_msg *m;
+    size_t n = kt_read(bootstrap, "fresh.topic.b", 2, 15000, &m);
+    ck_assert_uint_eq(n, 2);
+    int delivered = 0;
+    for (size_t i = 0; i < n; i++)
+        delivered += strcmp(m[i].value, "order-7") == 0 && strcmp(m[i].key, gid) == 0;
+    ck_assert_int_eq(delivered, 1);
+    kt_free(m, n);
+    e2e_stop(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kafka");
@@ -327,5 +460,8 @@ int main(void)
     test_add(&g, replies_for_unknown_gids_are_counted_not_applied);
     test_add(&g, kill_9_while_consuming_loses_nothing);
     test_add(&g, embedded_kafka_takes_submit_messages);
+    test_add(&g, worker_failure_message_is_the_rollback_reason);
+    test_add(&g, refused_submits_are_answered_on_reply_to);
+    test_add(&g, embedded_kafka_branch_to_a_topic_that_exists_already);
     return run_suite(s);
 }
