@@ -130,24 +130,17 @@ START_TEST(base64_encodes_as_go_std_encoding)
 }
 END_TEST
 
-/* One TCase per test, named after it. */
-#define ADD_TEST(s, fn)                          \
-    do {                                         \
-        TCase *tc_ = tcase_create(#fn);          \
-        tcase_add_test(tc_, fn);                 \
-        suite_add_tcase((s), tc_);               \
-    } while (0)
-
 int main(void)
 {
     Suite *s = suite_create("base64");
-    ADD_TEST(s, base64_decodes_padded);
-    ADD_TEST(s, base64_decodes_unpadded);
-    ADD_TEST(s, base64_ignores_unused_low_bits);
-    ADD_TEST(s, base64_refuses_garbage_after_padding);
-    ADD_TEST(s, base64_refuses_bad_characters);
-    ADD_TEST(s, base64_refuses_bad_padding);
-    ADD_TEST(s, base64_round_trips);
-    ADD_TEST(s, base64_encodes_as_go_std_encoding);
+    test_group g = {.suite = s};
+    test_add(&g, base64_decodes_padded);
+    test_add(&g, base64_decodes_unpadded);
+    test_add(&g, base64_ignores_unused_low_bits);
+    test_add(&g, base64_refuses_garbage_after_padding);
+    test_add(&g, base64_refuses_bad_characters);
+    test_add(&g, base64_refuses_bad_padding);
+    test_add(&g, base64_round_trips);
+    test_add(&g, base64_encodes_as_go_std_encoding);
     return run_suite(s);
 }

@@ -112,25 +112,18 @@ START_TEST(topic_chars_for_prefixes)
 }
 END_TEST
 
-/* One TCase per test, named after it. */
-#define ADD_TEST(s, fn)                          \
-    do {                                         \
-        TCase *tc_ = tcase_create(#fn);          \
-        tcase_add_test(tc_, fn);                 \
-        suite_add_tcase((s), tc_);               \
-    } while (0)
-
 int main(void)
 {
     Suite *s = suite_create("rules");
-    ADD_TEST(s, url_kinds_by_scheme);
-    ADD_TEST(s, url_empty_is_none);
-    ADD_TEST(s, url_bare_scheme_names_nothing);
-    ADD_TEST(s, url_case_sensitive_unless_asked);
-    ADD_TEST(s, url_rest_follows_the_scheme);
-    ADD_TEST(s, url_kind_names);
-    ADD_TEST(s, topic_names_kafka_accepts);
-    ADD_TEST(s, topic_names_kafka_refuses);
-    ADD_TEST(s, topic_chars_for_prefixes);
+    test_group g = {.suite = s};
+    test_add(&g, url_kinds_by_scheme);
+    test_add(&g, url_empty_is_none);
+    test_add(&g, url_bare_scheme_names_nothing);
+    test_add(&g, url_case_sensitive_unless_asked);
+    test_add(&g, url_rest_follows_the_scheme);
+    test_add(&g, url_kind_names);
+    test_add(&g, topic_names_kafka_accepts);
+    test_add(&g, topic_names_kafka_refuses);
+    test_add(&g, topic_chars_for_prefixes);
     return run_suite(s);
 }

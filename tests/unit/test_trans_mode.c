@@ -52,20 +52,13 @@ START_TEST(mode_of_a_global)
 }
 END_TEST
 
-/* One TCase per test, named after it. */
-#define ADD_TEST(s, fn)                          \
-    do {                                         \
-        TCase *tc_ = tcase_create(#fn);          \
-        tcase_add_test(tc_, fn);                 \
-        suite_add_tcase((s), tc_);               \
-    } while (0)
-
 int main(void)
 {
     Suite *s = suite_create("trans_mode");
-    ADD_TEST(s, mode_names_round_trip);
-    ADD_TEST(s, mode_values_are_distinct);
-    ADD_TEST(s, mode_unknown_is_none);
-    ADD_TEST(s, mode_of_a_global);
+    test_group g = {.suite = s};
+    test_add(&g, mode_names_round_trip);
+    test_add(&g, mode_values_are_distinct);
+    test_add(&g, mode_unknown_is_none);
+    test_add(&g, mode_of_a_global);
     return run_suite(s);
 }
