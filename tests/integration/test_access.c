@@ -38,6 +38,8 @@ START_TEST(steering_routes_need_the_admin_token)
     const char *args[] = {"--admin-token", "s3cret-token", NULL};
     e2e_start(&p, store, args);
     e2e_post_expect(&p, "submit", "{\"gid\":\"acc-1\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"\",\"compensate\":\"\"}]}", 200);
+    /* finished before the steering calls below: forceStop of it must be 409 */
+    e2e_wait_status(&p, "acc-1", "succeed", 30);
     const struct { const char *method, *path, *body; } routes[] = {
         {"POST", "/api/dtmsvr/forceStop", "{\"gid\":\"acc-1\"}"},
         {"POST", "/api/dtmsvr/resetNextCronTime", "{\"gid\":\"acc-1\"}"},
