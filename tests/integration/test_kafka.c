@@ -387,6 +387,18 @@ START_TEST(kill_9_while_consuming_loses_nothing)
 }
 END_TEST
 
+/* The embedded cluster's bootstrap address, as GET /api/info reports it. */
+static void embedded_bootstrap(const dtmq_proc *p, char *buf, size_t len)
+{
+    int status;
+    json_t *info = e2e_call(p, "GET", "/api/info", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    const char *b = json_string_value(json_object_get(info, "kafka_bootstrap"));
+    ck_assert_ptr_nonnull(b);
+    snprintf(buf, len, "%s", b);
+    json_decref(info);
+}
+
 START_TEST(embedded_kafka_takes_submit_messages)
 {
     busi *svc = busi_start();
@@ -395,11 +407,8 @@ START_TEST(embedded_kafka_takes_submit_messages)
     dtmq_proc p;
     const char *args[] = {"--kafka", "embedded", NULL};
     e2e_start(&p, store, args);
-    int status;
-    json_t *info = e2e_call(&p, "GET", "/api/info", NULL, &status);
     char bootstrap[128];
-    snprintf(bootstrap, sizeof(bootstrap), "%s", json_string_value(json_object_get(info, "kafka_bootstrap")));
-    json_decref(info);
+    embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
     char gid[64], value[512];
     e2e_gid(gid, sizeof(gid), "emb");
     snprintf(value, sizeof(value),
@@ -423,11 +432,8 @@ START_TEST(embedded_kafka_branch_to_a_topic_that_exists_already)
     dtmq_proc p;
     const char *args[] = {"--kafka", "embedded", NULL};
     e2e_start(&p, store, args);
-    int status;
-    json_t *info = e2e_call(&p, "GET", "/api/info", NULL, &status);
     char bootstrap[128];
-    snprintf(bootstrap, sizeof(bootstrap), "%s", json_string_value(json_object_get(info, "kafka_bootstrap")));
-    json_decref(info);
+    embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
     ck_assert_int_eq(kt_produce(bootstrap, "fresh.topic.b", "first", "before", 6, NULL), 0);
     char gid[64], body[512];
     e2e_gid(gid, sizeof(gid), "embt");
