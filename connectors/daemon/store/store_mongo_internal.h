@@ -27,7 +27,6 @@ typedef struct mongo_store {
     mongoc_client_pool_t *pool;
     mongoc_uri_t *uri;
     char *db_name;
-    int write_lock_fd;     /* FerretDB v1 only, else -1: see store_mongo.c */
 } mongo_store;
 
 /* One call's connection: a pooled client and one collection. */
@@ -35,12 +34,15 @@ typedef struct mongo_op {
     mongo_store *m;
     mongoc_client_t *client;
     mongoc_collection_t *coll;
-    bool locked;
 } mongo_op;
 
-/* Pops a client and opens collection; writes=true takes the FerretDB write
- * lock when the handle has one. mongo_op_end undoes all of it. */
-void mongo_op_begin(mongo_op *op, store *s, const char *collection, bool writes);
+/* Pops a client and opens collection; mongo_op_end undoes both. */
+void mongo_op_begin(mongo_op *op, store *s, const char *collection);
+
+/* NULL when dtmq can run on the server whose buildInfo reply this is, else
+ * why not (a static string): FerretDB v1, whose guarded updates are not
+ * atomic. */
+const char *mongo_server_refusal(const bson_t *build_info);
 void mongo_op_end(mongo_op *op);
 
 /* STORE_UNAVAILABLE with "mongodb: WHAT: message" (STORE_INVALID when the

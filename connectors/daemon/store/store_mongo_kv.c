@@ -25,7 +25,7 @@ store_result mongo_store_kv_create(store *s, const char *cat, const char *key, c
                            BCON_INT64(now), "update_time", BCON_INT64(now));
     bson_error_t e;
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_KV_COLL, false); /* the unique (cat, key) index guards */
+    mongo_op_begin(&op, s, MONGO_KV_COLL); /* the unique (cat, key) index guards */
     store_result r = STORE_OK;
     if (!mongoc_collection_insert_one(op.coll, doc, NULL, NULL, &e))
         r = mongo_is_duplicate(&e)
@@ -46,7 +46,7 @@ store_result mongo_store_kv_get(store *s, const char *cat, const char *key, stor
 {
     bson_t *filter = kv_filter(cat, key), *doc = NULL;
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_KV_COLL, false);
+    mongo_op_begin(&op, s, MONGO_KV_COLL);
     store_result r = mongo_find_one(&op, "kv_get", filter, NULL, &doc);
     mongo_op_end(&op);
     if (r == STORE_OK) {
@@ -72,7 +72,7 @@ store_result mongo_store_kv_update(store *s, const char *cat, const char *key, c
                               BCON_INT64(1), "}");
     bool matched = false;
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_KV_COLL, true);
+    mongo_op_begin(&op, s, MONGO_KV_COLL);
     store_result r = mongo_update_one(&op, "kv_update", filter, update, &matched);
     if (r == STORE_OK && !matched) {
         bson_t *by_key = kv_filter(cat, key), *doc = NULL;
@@ -96,7 +96,7 @@ store_result mongo_store_kv_delete(store *s, const char *cat, const char *key)
     bson_t *filter = kv_filter(cat, key), reply;
     bson_error_t e;
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_KV_COLL, true);
+    mongo_op_begin(&op, s, MONGO_KV_COLL);
     bool ok = mongoc_collection_delete_one(op.coll, filter, NULL, &reply, &e);
     mongo_op_end(&op);
     store_result r = !ok ? mongo_failed("kv_delete", &e)
@@ -147,7 +147,7 @@ store_result mongo_store_kv_scan(store *s, const char *cat, const char *cursor, 
     store_result r = out->items ? STORE_OK : mongo_oom("kv_scan");
     if (r == STORE_OK) {
         mongo_op op;
-        mongo_op_begin(&op, s, MONGO_KV_COLL, false);
+        mongo_op_begin(&op, s, MONGO_KV_COLL);
         r = mongo_find(&op, "kv_scan", filter, opts, collect_kv, &page);
         mongo_op_end(&op);
         if (r == STORE_OK && page.oom)

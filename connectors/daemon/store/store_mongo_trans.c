@@ -72,7 +72,7 @@ store_result mongo_store_create_trans(store *s, const trans_global *t)
         return store_set_error(STORE_INVALID, "create: transaction %s is too large", t->gid);
     }
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, false); /* the unique gid index is the guard */
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL); /* the unique gid index is the guard */
     store_result r = STORE_OK;
     if (!mongoc_collection_insert_one(op.coll, &doc, NULL, NULL, &e))
         r = mongo_is_duplicate(&e)
@@ -88,7 +88,7 @@ store_result mongo_store_find_trans(store *s, const char *gid, trans_global **ou
     mongo_op op;
     bson_t *doc = NULL;
     bson_t *filter = BCON_NEW("gid", BCON_UTF8(gid));
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, false);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     store_result r = mongo_find_one(&op, "find", filter, NULL, &doc);
     mongo_op_end(&op);
     bson_destroy(filter);
@@ -132,7 +132,7 @@ store_result mongo_store_change_status(store *s, const char *gid, const char *ex
     append_status_change(&set, change);
     bson_append_document_end(&update, &set);
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     store_result r = STORE_OK;
     for (int i = 0; i < MONGO_GUARD_RETRIES && r == STORE_OK; i++) {
         bool matched;
@@ -207,7 +207,7 @@ store_result mongo_store_append_branches(store *s, const char *gid, const char *
     store_result r =
         built ? STORE_OK : store_set_error(STORE_INVALID, "append_branches: too large for %s", gid);
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     for (int i = 0; i < MONGO_GUARD_RETRIES && r == STORE_OK; i++) {
         bool matched = false;
         bson_t *doc = NULL;
@@ -299,7 +299,7 @@ store_result mongo_store_update_branches(store *s, const char *gid, const char *
     long *idx = calloc(n ? n : 1, sizeof(long));
     store_result r = keys && idx ? STORE_OK : mongo_oom("update_branches");
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     for (int attempt = 0; attempt < MONGO_GUARD_RETRIES && r == STORE_OK; attempt++) {
         bson_t *doc = NULL;
         r = mongo_check_guard(&op, "update_branches", gid, expect_status, true, &doc);
@@ -353,7 +353,7 @@ store_result mongo_store_claim_due(store *s, int64_t now_ms, int64_t lease_ms,
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     bool ok = mongoc_collection_find_and_modify_with_opts(op.coll, &query, opts, &reply, &e);
     mongo_op_end(&op);
     store_result r = ok ? STORE_NOT_FOUND : mongo_failed("claim_due", &e);
@@ -391,7 +391,7 @@ store_result mongo_store_touch_cron(store *s, const char *gid, const char *owner
     bson_append_document_end(&update, &set);
     mongo_op op;
     bool matched = false;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     store_result r = mongo_update_one(&op, "touch_cron", filter, &update, &matched);
     if (r == STORE_OK && !matched) {
         bson_t *doc = NULL, *by_gid = BCON_NEW("gid", BCON_UTF8(gid));
@@ -458,7 +458,7 @@ store_result mongo_store_reset_cron_times(store *s, int64_t now_ms, int64_t afte
     bson_t *opts = BCON_NEW("limit", BCON_INT64(limit + 1), "projection", "{", "_id",
                             BCON_INT32(1), "}");
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     store_result r = mongo_find(&op, "reset_cron_times", &cond, opts, collect_id, &found);
     if (r == STORE_OK && found.count > 0) {
         size_t n = found.count > (size_t)limit ? (size_t)limit : found.count;
@@ -505,7 +505,7 @@ store_result mongo_store_delete_finished(store *s, int64_t before_ms, int limit,
     append_finished_before(&cond, before_ms);
     bson_t *opts = BCON_NEW("limit", BCON_INT64(limit), "projection", "{", "_id", BCON_INT32(1), "}");
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, true);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     store_result r = mongo_find(&op, "delete_finished", &cond, opts, collect_id, &found);
     if (r == STORE_OK && found.count > 0) {
         bson_t filter = BSON_INITIALIZER, reply;
@@ -611,7 +611,7 @@ store_result mongo_store_list_trans(store *s, const store_filter *filter, const 
     store_result r = out->items ? STORE_OK : mongo_oom("list");
     if (r == STORE_OK) {
         mongo_op op;
-        mongo_op_begin(&op, s, MONGO_TRANS_COLL, false);
+        mongo_op_begin(&op, s, MONGO_TRANS_COLL);
         r = mongo_find(&op, "list", &q, opts, collect_trans, &page);
         mongo_op_end(&op);
         if (r == STORE_OK && page.oom)
@@ -639,7 +639,7 @@ store_result mongo_store_count_by_status(store *s, store_status_counts *out)
 {
     static const char *const statuses[] = {"prepared", "submitted", "aborting", "succeed", "failed"};
     mongo_op op;
-    mongo_op_begin(&op, s, MONGO_TRANS_COLL, false);
+    mongo_op_begin(&op, s, MONGO_TRANS_COLL);
     store_result r = op.coll ? STORE_OK : store_set_error(STORE_UNAVAILABLE, "mongodb: count: no connection");
     for (size_t i = 0; r == STORE_OK && i < 5; i++) {
         bson_t *q = BCON_NEW("status", BCON_UTF8(statuses[i]));
