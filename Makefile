@@ -3,8 +3,8 @@
 #   make            build bin/dtmq (optimised)
 #   make run        install missing Debian packages, build, start dtmq on its
 #                   embedded defaults (SQLite file + in-process Kafka)
-#   make test       install what the tests need, start real Kafka and FerretDB
-#                   on 127.0.0.1, run every test, stop them; last line
+#   make test       install what the tests need, start real Kafka, MongoDB-protocol servers
+#                   and PostgreSQL on 127.0.0.1, run every test, stop them; last line
 #                   "N passed, N failed"
 #   make check      build the sanitizer flavour and the test binaries only
 #   make soak       the fault suite with larger counts (tests/fault/soak.env)
@@ -166,13 +166,14 @@ test:
 # ---- the fast inner loop: the unit tests alone, one binary, one test ------
 #   make check-unit      build and run tests/unit/* only (no services);
 #                        last line "N passed, N failed"
-#   make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb]
+#   make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb|secantus]
 #                        build and run one test binary (unit/test_config,
 #                        store/conformance, integration/test_saga...) or its
 #                        one test TEST; starts the test services when needed
 #                        and leaves them up (make services-down stops them);
 #                        KIND: the store of the per-store suites, sqlite by
-#                        default. Bodies: tests/check-unit.sh, tests/test-one.sh
+#                        default (secantus: store suites only).
+#                        Bodies: tests/check-unit.sh, tests/test-one.sh
 UNIT_BINS := $(filter $(B)/asan/tests/unit/%,$(TEST_BINS))
 TEST_ONE_BIN := $(firstword $(subst :, ,$(T)))
 KIND ?= sqlite
@@ -251,7 +252,7 @@ $(foreach f,release asan valgrind,$(B)/$(f)/broker/admin_assets.o): $(wildcard b
 # ---- benchmarks: make bench ------------------------------------------------
 #   make bench        installs what it needs, builds the release flavour and the
 #                     programs of tests/bench/ into $(B)/release/bench/, starts
-#                     Kafka and FerretDB on their own ports, runs every scenario
+#                     Kafka and the MongoDB-protocol server on their own ports, runs every scenario
 #                     bounded in time, prints a table and writes docs/benchmarks.md
 #                     (tests/bench/run.sh; knobs: DTMQ_BENCH_SECONDS, ...)
 BENCH_SRC  := $(sort $(filter-out tests/bench/bench_common.c,$(wildcard tests/bench/bench_*.c)))

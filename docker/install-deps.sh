@@ -12,8 +12,9 @@ build_pkgs=(gcc make pkg-config ca-certificates
 # clang's libFuzzer and sanitizer runtimes are a package of their own
 # (libclang-rt-14-dev for Debian 12's clang 14); sqlite3 is the shell the
 # backup and retention commands of docs/operations.md use; chromium, nodejs
-# and npm drive the admin page's browser test.
-test_pkgs=(check valgrind kcat curl python3 python3-jsonschema clang libclang-rt-14-dev sqlite3
+# and npm drive the admin page's browser test; python3-venv holds SecantusDB,
+# a test MongoDB-protocol server from PyPI.
+test_pkgs=(check valgrind kcat curl python3 python3-jsonschema python3-venv clang libclang-rt-14-dev sqlite3
   docker-compose default-jdk-headless maven golang-go postgresql chromium nodejs npm)
 
 want=("${build_pkgs[@]}")

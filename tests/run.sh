@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — the body of `make test`: builds the sanitizer flavour and every test,
-# starts real Kafka and FerretDB on 127.0.0.1 (tests/services/), runs every test
+# starts real Kafka, the MongoDB-protocol servers and PostgreSQL on 127.0.0.1
+# (tests/services/), runs every test
 # binary, stops the services, and ends with the line "N passed, N failed"
 # (N counts test cases, summed over every binary's Check summary).
 #
@@ -35,18 +36,27 @@ run_binary "readme/quickstart" bash tests/readme/run.sh
 run_binary "docker/compose" bash tests/docker/run.sh
 # libFuzzer on every parser of outside input, bounded (DTMQ_FUZZ_SECONDS each)
 run_binary "fuzz/libfuzzer" bash tests/fuzz/run.sh
-# conformance; durability: acknowledged = durable (SIGKILL under load,
-# deferred durability, group commit)
-for n in conformance durability; do
-  for kind in sqlite mongodb; do
-    run_binary "store/$n[$kind]" \
-      env DTMQ_TEST_STORE="$(store_uri $kind $n "$tmp")" $B/asan/tests/store/$n
-  done
+# conformance (on both atomic MongoDB-protocol servers: its races prove the
+# guarded updates atomic); durability: acknowledged = durable (SIGKILL under
+# load, deferred durability, group commit)
+for kind in sqlite mongodb secantus; do
+  run_binary "store/conformance[$kind]" \
+    env DTMQ_TEST_STORE="$(store_uri $kind conformance "$tmp")" $B/asan/tests/store/conformance
+done
+for kind in sqlite mongodb; do
+  run_binary "store/durability[$kind]" \
+    env DTMQ_TEST_STORE="$(store_uri $kind durability "$tmp")" $B/asan/tests/store/durability
 done
 # test_process and test_barrier do not depend on dtmq's store (the first
 # covers both itself); the end-to-end suites run once per store.
 run_binary "integration/test_process" $B/asan/tests/integration/test_process
-run_binary "integration/test_barrier" $B/asan/tests/integration/test_barrier
+# the barrier's MongoDB fallback on mongo-java-server (no sessions), then its
+# transaction path on SecantusDB (sessions and transactions)
+run_binary "integration/test_barrier" \
+  env DTMQ_TEST_MONGO_TRANSACTIONS=0 $B/asan/tests/integration/test_barrier
+run_binary "integration/test_barrier[secantus]" \
+  env DTMQ_TEST_BARRIER_DBS=mongo DTMQ_TEST_MONGO="$DTMQ_TEST_MONGO_TXN" \
+  DTMQ_TEST_MONGO_TRANSACTIONS=1 $B/asan/tests/integration/test_barrier
 for n in $(tests_in integration); do
   per_store "$n" || continue
   for kind in sqlite mongodb; do

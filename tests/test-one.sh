@@ -5,15 +5,16 @@
 # test is a Check test case of its own, selected with CK_RUN_CASE), the way
 # tests/run.sh runs it (tests/lib/run_lib.sh: same environment, run_binary,
 # "N passed, N failed"). The suites tests/run.sh runs once per store run on
-# KIND, sqlite (the default) or mongodb. Integration suites, and store suites
-# on mongodb, need the test services: they are started when they are not up
+# KIND, sqlite (the default) or mongodb (mongo-java-server); store suites
+# also on secantus (SecantusDB). Integration suites, and store suites on a
+# MongoDB-protocol server, need the test services: they are started when they are not up
 # already and left running for the next run (make services-down stops them).
 # A TEST that names no test fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib/run_lib.sh
 
-usage="usage: make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb], e.g. T=unit/test_config, T=unit/test_config:test_defaults, T=store/conformance:test_claim_due_empty, T=integration/test_saga KIND=mongodb"
+usage="usage: make test-one T=DIR/BINARY[:TEST] [KIND=sqlite|mongodb|secantus], e.g. T=unit/test_config, T=unit/test_config:test_defaults, T=store/conformance:test_claim_due_empty, T=integration/test_saga KIND=mongodb"
 spec=${1:-}
 [ -n "$spec" ] || { echo "$usage" >&2; exit 2; }
 bin=${spec%%:*}
@@ -22,7 +23,9 @@ test_name=
 kind=${KIND:-sqlite}
 case "$kind" in
   sqlite | mongodb) ;;
-  *) echo "test-one.sh: KIND is sqlite or mongodb, not '$kind'" >&2; exit 2 ;;
+  secantus) [[ $bin == store/* ]] ||
+    { echo "test-one.sh: KIND=secantus is for the store suites (tests/store) only" >&2; exit 2; } ;;
+  *) echo "test-one.sh: KIND is sqlite, mongodb or secantus, not '$kind'" >&2; exit 2 ;;
 esac
 exe=$B/asan/tests/$bin
 case "$bin" in
@@ -39,7 +42,7 @@ export RUN_NEED_CHECKS=1
 
 case "$bin" in
   integration/*) need_services=1 ;;
-  store/*) [ "$kind" = mongodb ] && need_services=1 || need_services=0 ;;
+  store/*) [ "$kind" = sqlite ] && need_services=0 || need_services=1 ;;
   *) need_services=0 ;;
 esac
 if [ "$need_services" = 1 ]; then

@@ -47,18 +47,10 @@
 
 enum { TIMEOUT_TO_FAIL_S = 3, RETRY_INTERVAL_S = 2, SUBMITTERS = 4 };
 
-static int is_mongodb(void)
-{
-    const char *k = getenv("DTMQ_TEST_STORE_KIND");
-    return k != NULL && strcmp(k, "mongodb") == 0;
-}
-
-/* 300 msgs; 60 on FerretDB, which takes ~10 writes/s on a loaded 2-core
- * machine (dtmq serialises its writes there) while each ongoing msg costs
- * two writes per query-back: 300 msgs lag the query-backs by 20-90 s. */
+/* 300 msgs on either store. */
 static int matrix_size(void)
 {
-    return test_env_int("DTMQ_FAULT_CHECKBACK_MSGS", is_mongodb() ? 60 : 300, 5, 100000);
+    return test_env_int("DTMQ_FAULT_CHECKBACK_MSGS", 300, 5, 100000);
 }
 
 /* ---- the matrix --------------------------------------------------------- */

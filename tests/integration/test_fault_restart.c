@@ -8,7 +8,7 @@
  *                    restarted with its data kept; half the transactions
  *                    arrive over Kafka (dtm.submit), half the sagas' TransIn
  *                    are kafka:// branches answered by a dtmq worker;
- *   store_restart    [mongodb] a PRIVATE FerretDB (tests/services/ferretdb.sh)
+ *   store_restart    [mongodb] a PRIVATE MongoDB-protocol server (tests/services/mongo.sh)
  *                    is stopped for a while and restarted with its data kept;
  *                    [sqlite] not applicable: the store is an embedded file;
  *   branch_down      the bank service stops listening for longer than
@@ -31,7 +31,7 @@
  * Knobs (environment; defaults keep the file within ~3 min on SQLite):
  *   DTMQ_FAULT_RESTART_TX    transactions per test (60)
  *   DTMQ_FAULT_KAFKA_DOWN_S  Kafka stopped this long (5)
- *   DTMQ_FAULT_STORE_DOWN_S  FerretDB stopped this long (5)
+ *   DTMQ_FAULT_STORE_DOWN_S  the server stopped this long (5)
  *   DTMQ_FAULT_BUSI_DOWN_S   bank service not listening this long (5; > RequestTimeout 2 s)
  *   DTMQ_FAULT_SLOW_S        every call stalls DTMQ_FAULT_SLOW_MS (2500) this long (4)
  *   DTMQ_FAULT_OUTAGES       how many times each outage is repeated (1)
@@ -60,7 +60,7 @@ enum { PROCS = 3 };
 
 typedef struct private_service {
     const char *script; /* tests/services/<name>.sh */
-    const char *port_var; /* DTMQ_KAFKA_PORT / DTMQ_FERRETDB_PORT */
+    const char *port_var; /* DTMQ_KAFKA_PORT / DTMQ_MONGO_PORT */
     int port;
     char dir[256];      /* DTMQ_SERVICES_DIR of this instance */
     int up;
@@ -68,7 +68,7 @@ typedef struct private_service {
 } private_service;
 
 static private_service kafka_svc = {"tests/services/kafka.sh", "DTMQ_KAFKA_PORT", 0, "", 0, ""};
-static private_service ferret_svc = {"tests/services/ferretdb.sh", "DTMQ_FERRETDB_PORT", 0, "", 0, ""};
+static private_service mongo_svc = {"tests/services/mongo.sh", "DTMQ_MONGO_PORT", 0, "", 0, ""};
 
 static int port_free(int port)
 {
@@ -153,15 +153,15 @@ static void kafka_teardown(void)
     service_down(&kafka_svc);
 }
 
-static void ferret_setup(void)
+static void mongo_setup(void)
 {
     if (strcmp(test_store_kind(), "mongodb") == 0)
-        service_up(&ferret_svc, "/tmp/dtmq-fault-ferretdb-XXXXXX", 27200, 27299, 1);
+        service_up(&mongo_svc, "/tmp/dtmq-fault-mongo-XXXXXX", 27200, 27299, 1);
 }
 
-static void ferret_teardown(void)
+static void mongo_teardown(void)
 {
-    service_down(&ferret_svc);
+    service_down(&mongo_svc);
 }
 
 /* ---- common parts of every test ----------------------------------------- */
@@ -336,10 +336,10 @@ START_TEST(store_restart)
                 test_store_kind());
         return;
     }
-    ck_assert_msg(ferret_svc.up, "private FerretDB: %s", ferret_svc.why);
+    ck_assert_msg(mongo_svc.up, "private MongoDB-protocol server: %s", mongo_svc.why);
     char store[256], id[32];
     e2e_gid(id, sizeof(id), "fr");
-    snprintf(store, sizeof(store), "mongodb://127.0.0.1:%d/dtmq_fault_%s", ferret_svc.port, id + 3);
+    snprintf(store, sizeof(store), "mongodb://127.0.0.1:%d/dtmq_fault_%s", mongo_svc.port, id + 3);
     int down_s = fb_env_int("DTMQ_FAULT_STORE_DOWN_S", 5), n_out = outages();
     fb_options o = workload_options("frs", (long long)n_out * (down_s + 6) * 1000);
     fault_bank *b = fb_new(&o);
@@ -351,7 +351,7 @@ START_TEST(store_restart)
     start_dtmq(&d, store, NULL, id);
     fb_set_dtmq(b, 0, d.base_url);
 
-    outage_ctx c = {.bank = b, .svc = &ferret_svc, .down_ms = down_s * 1000, .count = n_out};
+    outage_ctx c = {.bank = b, .svc = &mongo_svc, .down_ms = down_s * 1000, .count = n_out};
     fb_figures f;
     run_with_outages(b, &c, &o, &f);
     int rc = stop_dtmq(&d);
@@ -511,7 +511,7 @@ int main(void)
         SFun setup, teardown;
     } cases[] = {
         {"kafka_restart", kafka_restart, kafka_setup, kafka_teardown},
-        {"store_restart", store_restart, ferret_setup, ferret_teardown},
+        {"store_restart", store_restart, mongo_setup, mongo_teardown},
         {"branch_down", branch_down, NULL, NULL},
         {"scaleout_kill", scaleout_kill, NULL, NULL},
     };

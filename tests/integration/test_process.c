@@ -3,7 +3,8 @@
  * store and each kind of Kafka, answers the foundation routes with DTM's
  * shapes, refuses bad input with a message, fails to start with one clear
  * line when a part is unreachable, and stops cleanly on SIGTERM/SIGINT.
- * Runs the real binary (build/asan/dtmq) against real Kafka and FerretDB.
+ * Runs the real binary (build/asan/dtmq) against real Kafka and the
+ * MongoDB-protocol test server (tests/services/mongo.sh).
  */
 #include <check.h>
 #include <jansson.h>
@@ -196,8 +197,8 @@ START_TEST(info_real_kafka_and_mongo_store_hides_password)
     json_decref(j);
     stop_ok(&p);
 
-    /* a URI with credentials: FerretDB without auth accepts any, and the
-     * password must not appear in /api/info or the log */
+    /* a URI with credentials: a test server without auth may accept or refuse
+     * them; either way the password must not appear in /api/info or the log */
     snprintf(store_env, sizeof(store_env),
              "DTMQ_STORE=mongodb://dtmq:s3cr3tpw@%.*s/dtmq_test_process",
              (int)strcspn(hostport, "/"), hostport);

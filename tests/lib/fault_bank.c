@@ -401,7 +401,7 @@ static void *poller(void *arg)
         long long t = test_now_ms();
         fbi_poll_once(b);
         /* at most a quarter of the time: observing must not throttle the store
-         * (a page of /all costs ~200 ms on FerretDB with a busy CPU) */
+         * (a page of /all can cost ~200 ms on a busy 2-core machine) */
         long long cost = test_now_ms() - t;
         b->poll_cost_ms = cost > b->poll_cost_ms ? cost : b->poll_cost_ms;
         test_sleep_ms((long)(cost * 3 > 300 ? cost * 3 : 300));

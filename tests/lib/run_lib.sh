@@ -32,7 +32,9 @@ abort_run() { # reason
 # sanitizers' options.
 test_env() {
   export DTMQ_TEST_KAFKA=127.0.0.1:${DTMQ_KAFKA_PORT:-19092}
-  export DTMQ_TEST_MONGO=mongodb://127.0.0.1:${DTMQ_FERRETDB_PORT:-27018}/
+  export DTMQ_TEST_MONGO=mongodb://127.0.0.1:${DTMQ_MONGO_PORT:-27018}/
+  # SecantusDB: sessions and transactions (the barrier's transaction path)
+  export DTMQ_TEST_MONGO_TXN=mongodb://127.0.0.1:${DTMQ_SECANTUS_PORT:-27019}/
   export DTMQ_TEST_POSTGRES="host=127.0.0.1 port=${DTMQ_POSTGRES_PORT:-15432} dbname=dtmq_test user=postgres"
   export DTMQ_TEST_BIN=$B/asan/dtmq
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -98,12 +100,15 @@ tests_in() { # DIR: the names of the test sources in tests/DIR
 }
 
 # store_uri KIND NAME DIR: the store a store suite (tests/store/NAME) runs on:
-# an SQLite file in DIR, or a database of the MongoDB-protocol server.
+# an SQLite file in DIR, a database of the MongoDB-protocol server every
+# end-to-end test uses (mongodb: mongo-java-server), or one of SecantusDB
+# (secantus: WiredTiger, the second atomic server).
 store_uri() {
   case "$1" in
     sqlite) echo "sqlite:$3/$2.db" ;;
     mongodb) echo "${DTMQ_TEST_MONGO}dtmq_$2" ;;
-    *) echo "run_lib.sh: unknown store kind '$1' (sqlite or mongodb)" >&2; return 1 ;;
+    secantus) echo "${DTMQ_TEST_MONGO_TXN}dtmq_$2" ;;
+    *) echo "run_lib.sh: unknown store kind '$1' (sqlite, mongodb or secantus)" >&2; return 1 ;;
   esac
 }
 

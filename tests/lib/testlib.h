@@ -2,7 +2,7 @@
  * testlib.h — helpers for dtmq's integration tests: start a dtmq process on a
  * free loopback port and wait until it answers, stop it with a signal, make
  * HTTP calls with libcurl, read the addresses of the test services that
- * tests/run.sh started (real Kafka, FerretDB), the clocks every test uses,
+ * tests/run.sh started (real Kafka, the MongoDB-protocol servers), the clocks every test uses,
  * and test_group/test_add, which make each test a Check test case of its own.
  */
 #ifndef DTMQ_TESTLIB_H

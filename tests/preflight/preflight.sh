@@ -51,6 +51,7 @@ cmd curl curl
 cmd sqlite3 sqlite3
 cmd python3 python3
 have_cmd python3 && { python3 -c 'import jsonschema' 2>/dev/null || need python3-jsonschema "the Python module jsonschema"; }
+have_cmd python3 && { python3 -c 'import ensurepip, venv' 2>/dev/null || need python3-venv "the Python modules venv and ensurepip"; }
 cmd docker-compose docker-compose
 cmd java default-jdk-headless
 cmd mvn maven
