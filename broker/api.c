@@ -137,7 +137,7 @@ static void route_info(broker *b, const http_request *req, http_response *resp)
     kafka_ingress_stats st = {0};
     if (b->ingress)
         kafka_ingress_stats_get(b->ingress, &st);
-    json_t *info = json_pack("{s:s, s:{s:s, s:s}, s:s, s:o, s:{s:I, s:I, s:I, s:I}}",
+    json_t *info = json_pack("{s:s, s:{s:s, s:s}, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:i}}",
                              "version", DTMQ_VERSION,
                              "store", "driver", store_driver(b->store),
                              "uri", store_display_uri(b->store),
@@ -146,7 +146,8 @@ static void route_info(broker *b, const http_request *req, http_response *resp)
                              "kafka_ingress", "submitted", (json_int_t)st.submitted,
                              "dead_lettered", (json_int_t)st.dead_lettered,
                              "replies", (json_int_t)st.replies,
-                             "replies_unknown", (json_int_t)st.replies_unknown);
+                             "replies_unknown", (json_int_t)st.replies_unknown,
+                             "assigned_partitions", st.assigned_partitions);
     api_reply_json(resp, 200, info);
 }
 

@@ -563,6 +563,12 @@ void kafka_ingress_stats_get(kafka_ingress *in, kafka_ingress_stats *out)
     out->dead_lettered = atomic_load(&in->dead_lettered);
     out->replies = atomic_load(&in->replies);
     out->replies_unknown = atomic_load(&in->replies_unknown);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    out->assigned_partitions = 0;
+    if (in->rk != NULL && rd_kafka_assignment(in->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        out->assigned_partitions = parts->cnt;
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
 }
 
 void kafka_ingress_report_lag(kafka_ingress *in)

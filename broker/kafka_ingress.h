@@ -29,6 +29,8 @@ typedef struct kafka_ingress_stats {
     long dead_lettered;  /* sent to the DLQ */
     long replies;        /* replies applied or handed to a waiting pass */
     long replies_unknown;/* replies for an unknown gid or branch, or malformed */
+    int assigned_partitions; /* submit and reply partitions this process holds now
+                              * (0 while its group forms or rebalances) */
 } kafka_ingress_stats;
 void kafka_ingress_stats_get(kafka_ingress *in, kafka_ingress_stats *out);
 /* Sets the dtmq_kafka_consumer_lag gauges (per topic: high watermark minus

@@ -113,7 +113,9 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, const options *o, const char
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *(*chosen)[2] = type == RD_KAFKA_PRODUCER ? settings : consumer_settings;
-    for (size_t i = 0; i < 5; i++) { /* both tables have five rows */
+    size_t rows = type == RD_KAFKA_PRODUCER ? sizeof(settings) / sizeof(settings[0])
+                                            : sizeof(consumer_settings) / sizeof(consumer_settings[0]);
+    for (size_t i = 0; i < rows; i++) {
         const char *k = chosen[i][0], *v = chosen[i][1];
         if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
             bench_die(PROG, "%s: %s", k, errstr);
@@ -163,6 +165,7 @@ typedef struct slot {
     uint64_t seq;
     int hop;
     int64_t start;
+    int64_t accepted; /* when dtmq's "accepted" reply came (submit mode) */
 } slot;
 
 typedef struct loop {
@@ -214,6 +217,7 @@ typedef struct submit_ctx {
     rd_kafka_t *producer, *consumer;
     char prefix[64], reply_topic[96];
     char *steps_json;
+    long trace_slow_ms; /* DTMQ_BENCH_TRACE_SLOW_MS: print transactions slower than this */
 } submit_ctx;
 
 static void submit_start(submit_ctx *x, int idx)
@@ -221,6 +225,7 @@ static void submit_start(submit_ctx *x, int idx)
     slot *s = &x->l.slots[idx];
     s->seq++;
     s->start = bench_now_ns();
+    s->accepted = 0;
     x->l.busy++;
     char gid[128];
     snprintf(gid, sizeof(gid), "%s-%d-%llu", x->prefix, idx, (unsigned long long)s->seq);
@@ -247,6 +252,14 @@ static void submit_on_reply(submit_ctx *x, const rd_kafka_message_t *m)
     const char *phase = json_string_value(json_object_get(j, "phase"));
     long status = (long)json_integer_value(json_object_get(j, "status"));
     int ends = phase && (strcmp(phase, "finished") == 0 || status != 200);
+    slot *s = &x->l.slots[idx];
+    if (phase && strcmp(phase, "accepted") == 0)
+        s->accepted = bench_now_ns();
+    if (ends && x->trace_slow_ms > 0 && bench_now_ns() - s->start > x->trace_slow_ms * 1000000LL)
+        fprintf(stderr, PROG ": slow %.*s: accepted after %.1f ms, finished after %.1f ms\n",
+                (int)m->key_len, (const char *)m->key,
+                s->accepted ? (s->accepted - s->start) / 1e6 : -1.0,
+                (bench_now_ns() - s->start) / 1e6);
     if (ends) {
         if (status != 200 && x->l.errors < 3)
             fprintf(stderr, PROG ": %.*s: %.*s\n", (int)m->key_len, (const char *)m->key,
@@ -324,6 +337,8 @@ static int run_submit(const options *o)
     memset(&x, 0, sizeof(x));
     x.l.o = o;
     x.l.slots = calloc((size_t)o->concurrency, sizeof(slot));
+    const char *trace = getenv("DTMQ_BENCH_TRACE_SLOW_MS");
+    x.trace_slow_ms = trace ? atol(trace) : 0;
     snprintf(x.prefix, sizeof(x.prefix), "k%x%llx", (unsigned)getpid(), (unsigned long long)bench_wall_ms());
     snprintf(x.reply_topic, sizeof(x.reply_topic), "bench.replies.%s", x.prefix);
     size_t cap = (size_t)o->steps * (strlen(o->action) + strlen(o->compensate) + 40) + 4;
@@ -443,6 +458,23 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Waits (up to 30 s) until every worker thread holds at least one partition
+ * and the assignment stayed so for a second: the group has formed, so the
+ * measured window sees no join or rebalance. Assumes threads <= partitions. */
+static void wait_group_ready(worker_thread *ts, int threads)
+{
+    int stable_ms = 0;
+    for (int waited = 0; waited < 30000 && stable_ms < 1000; waited += 100) {
+        int all = 1;
+        for (int i = 0; i < threads; i++)
+            all = all && dtmq_worker_assigned_partitions(ts[i].w) > 0;
+        stable_ms = all ? stable_ms + 100 : 0;
+        usleep(100 * 1000);
+    }
+    if (stable_ms < 1000)
+        fprintf(stderr, PROG " worker: the group did not form within 30 s\n");
+}
+
 static int run_workers(const options *o)
 {
     if (o->topics == NULL)
@@ -466,6 +498,7 @@ static int run_workers(const options *o)
             bench_die(PROG, "worker: %s", err);
         pthread_create(&ts[i].thread, NULL, worker_main, &ts[i]);
     }
+    wait_group_ready(ts, o->threads);
     printf(PROG " worker: %d threads on %s\n", o->threads, o->topics);
     fflush(stdout);
     int sig = 0;

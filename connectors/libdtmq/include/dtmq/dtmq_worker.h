@@ -119,6 +119,14 @@ long dtmq_worker_run(dtmq_worker *w, long max_messages, char *err, size_t errlen
  * run return 0 at once. NULL allowed. */
 void dtmq_worker_stop(dtmq_worker *w);
 
+/* How many partitions the group has assigned to this worker right now (0
+ * while the group is still forming or rebalancing), or -1 when the worker
+ * cannot tell (NULL, or the consumer is broken). Thread-safe: meant for a
+ * readiness probe while another thread runs dtmq_worker_run. A worker joins
+ * with session.timeout.ms=6000 and heartbeat.interval.ms=1000, so a
+ * rebalance completes within about a second of every member's heartbeat. */
+int dtmq_worker_assigned_partitions(dtmq_worker *w);
+
 /* Leaves the group, committing the stored offsets, stops the reply producer
  * (flushing for up to 5 s) and frees w. Not while dtmq_worker_run is going.
  * NULL allowed. */
