@@ -350,6 +350,12 @@ START_TEST(replies_for_unknown_gids_are_counted_not_applied)
     }
     ck_assert_int_eq(unknown, 2);
     int status;
+    /* the one process of the group holds every submit and reply partition */
+    json_t *info = e2e_call(&env.e.dtmq, "GET", "/api/info", NULL, &status);
+    json_t *assigned = json_object_get(json_object_get(info, "kafka_ingress"), "assigned_partitions");
+    ck_assert_msg(json_is_integer(assigned), "kafka_ingress.assigned_partitions missing");
+    ck_assert_int_eq(json_integer_value(assigned), 8); /* 4 of dtm.submit + 4 of dtm.reply */
+    json_decref(info);
     json_t *q = e2e_call(&env.e.dtmq, "GET", "/api/dtmsvr/query?gid=no-such-gid", NULL, &status);
     ck_assert(json_is_null(json_object_get(q, "transaction")));
     json_decref(q);

@@ -690,6 +690,56 @@ START_TEST(worker_stops_from_the_handler_and_from_another_thread)
 }
 END_TEST
 
+/* Waits until the workers' assignments are all non-empty and add up to
+ * total partitions; returns the milliseconds it took, or -1 at WAIT_MS. */
+static int wait_assigned(dtmq_worker *const *ws, int n, int total)
+{
+    for (int waited = 0; waited < WAIT_MS; waited += 100) {
+        int sum = 0, all = 1;
+        for (int i = 0; i < n; i++) {
+            int got = dtmq_worker_assigned_partitions(ws[i]);
+            all = all && got > 0;
+            sum += got > 0 ? got : 0;
+        }
+        if (all && sum == total)
+            return waited;
+        test_sleep_ms(100);
+    }
+    return -1;
+}
+
+START_TEST(worker_reports_its_assignment_and_shares_it_with_a_second_member)
+{
+    names nm;
+    fresh_names(&nm);
+    recorder r;
+    recorder_init(&r);
+    const char *topics[] = {nm.topic, NULL}; /* created by the worker: the cluster's 4 partitions */
+    dtmq_worker *ws[2] = {new_worker(nm.group, topics, &r), NULL};
+    ck_assert_int_eq(dtmq_worker_assigned_partitions(NULL), -1);
+    run_arg a[2] = {{ws[0], -2}, {NULL, -2}};
+    pthread_t t[2];
+    ck_assert_int_eq(pthread_create(&t[0], NULL, run_unbounded, &a[0]), 0);
+    int alone_ms = wait_assigned(ws, 1, 4);
+    ck_assert_msg(alone_ms >= 0, "one worker never got the topic's 4 partitions");
+
+    ws[1] = new_worker(nm.group, topics, &r);
+    a[1].w = ws[1];
+    ck_assert_int_eq(pthread_create(&t[1], NULL, run_unbounded, &a[1]), 0);
+    int shared_ms = wait_assigned(ws, 2, 4);
+    fprintf(stderr, "assignment: alone after %d ms, shared with a second member after %d ms\n",
+            alone_ms, shared_ms);
+    ck_assert_msg(shared_ms >= 0, "the two workers never split the 4 partitions");
+    for (int i = 0; i < 2; i++) {
+        dtmq_worker_stop(ws[i]);
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(a[i].result, 0);
+        dtmq_worker_free(ws[i]);
+    }
+    recorder_clear(&r);
+}
+END_TEST
+
 START_TEST(worker_new_rejects_missing_options)
 {
     const char *topics[] = {"t", NULL};
@@ -1011,6 +1061,7 @@ int main(void)
     test_add(&kafka, worker_commits_offsets_so_the_next_worker_does_not_redeliver);
     test_add(&kafka, worker_handles_again_a_message_whose_reply_failed);
     test_add(&kafka, worker_stops_from_the_handler_and_from_another_thread);
+    test_add(&kafka, worker_reports_its_assignment_and_shares_it_with_a_second_member);
 
     test_group e2e = {.suite = s, .timeout_s = 180};
     test_add(&e2e, e2e_saga_with_kafka_branches_compensates_in_reverse);
