@@ -29,6 +29,7 @@ typedef struct dtmq_config {
     char *kafka_topic_prefix;   /* owned */
     char *kafka_group;          /* owned: consumer group of the dtmq processes */
     int kafka_partitions;       /* partitions of topics dtmq creates */
+    int kafka_embedded_port;    /* embedded cluster's port; 0 = a free one */
     int kafka_events;           /* 1: publish status changes to PREFIXevents */
     int timeout_to_fail;        /* seconds */
     int retry_interval;

@@ -8,8 +8,10 @@
  * creates dtmq's own topics if they are missing and starts the producer.
  */
 #include "kafka_link.h"
+#include "kafka_mock_port.h"
 
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -70,14 +72,32 @@ static int check_cluster(const char *bootstrap, char *err, size_t errlen)
     return e == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
-static int start_embedded(kafka_link *link, char *err, size_t errlen)
+/* Starts the mock cluster, on port (0: a free one). */
+static int start_embedded(kafka_link *link, int port, char *err, size_t errlen)
 {
     link->mock_host = new_client(NULL, err, errlen);
     if (link->mock_host == NULL)
         return -1;
-    link->mock = rd_kafka_mock_cluster_new(link->mock_host, 1);
+    int bound = mock_port_check(port);
+    if (bound == 0) {
+        mock_port_arm(port);
+        link->mock = rd_kafka_mock_cluster_new(link->mock_host, 1);
+        bound = mock_port_disarm();
+    }
+    /* librdkafka 2.0.2 returns a half-made cluster when its bind failed,
+     * which it cannot destroy either: left to the exiting process (the port
+     * was free a moment before, so only a race brings us here). */
+    if (bound != 0)
+        link->mock = NULL;
     if (link->mock == NULL) {
-        snprintf(err, errlen, "kafka: cannot start the embedded (mock) cluster");
+        if (bound > 0)
+            snprintf(err, errlen, "kafka: KafkaEmbeddedPort %d: cannot listen on 127.0.0.1:%d: %s",
+                     port, port, strerror(bound));
+        else if (bound < 0)
+            snprintf(err, errlen, "kafka: KafkaEmbeddedPort %d: this librdkafka's mock cluster "
+                     "did not bind as expected; leave KafkaEmbeddedPort at 0", port);
+        else
+            snprintf(err, errlen, "kafka: cannot start the embedded (mock) cluster");
         return -1;
     }
     link->bootstrap = strdup(rd_kafka_mock_cluster_bootstraps(link->mock));
@@ -147,7 +167,7 @@ kafka_link *kafka_link_open(const dtmq_config *cfg, char *err, size_t errlen)
         link->mode = strdup("off");
     } else if (strcmp(setting, "embedded") == 0) {
         link->mode = strdup("embedded");
-        rc = start_embedded(link, err, errlen);
+        rc = start_embedded(link, cfg->kafka_embedded_port, err, errlen);
     } else {
         link->mode = strdup("external");
         link->bootstrap = strdup(setting);

@@ -461,6 +461,58 @@ START_TEST(embedded_kafka_branch_to_a_topic_that_exists_already)
 }
 END_TEST
 
+/* Submits a one-step saga on the embedded cluster at bootstrap and waits
+ * for it to succeed. */
+static void embedded_saga_succeeds(const dtmq_proc *p, busi *svc, const char *bootstrap)
+{
+    char gid[64], value[512];
+    e2e_gid(gid, sizeof(gid), "embp");
+    snprintf(value, sizeof(value),
+             "{\"op\":\"submit\",\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"%s/api/Out\",\"compensate\":\"\"}],\"payloads\":[\"{}\"]}",
+             gid, busi_url(svc));
+    ck_assert_int_eq(kt_produce(bootstrap, "dtm.submit", gid, value, strlen(value), NULL), 0);
+    e2e_wait_status(p, gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(svc, "/api/Out", gid, "action"), 1);
+}
+
+/* KafkaEmbeddedPort: the embedded cluster keeps its bootstrap across a
+ * kill -9 and restart (clients keep their configuration), and a port that
+ * is taken stops the start with a message naming it. */
+START_TEST(embedded_kafka_port_is_stable_across_restarts)
+{
+    busi *svc = busi_start();
+    char store[512];
+    test_store_uri(store, sizeof(store));
+    int port = test_free_port();
+    char port_s[16], want[64], bootstrap[128];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    const char *args[] = {"--kafka", "embedded", "--kafka-embedded-port", port_s, NULL};
+    dtmq_proc p;
+    e2e_start(&p, store, args);
+    embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
+    ck_assert_str_eq(bootstrap, want);
+    embedded_saga_succeeds(&p, svc, want);
+
+    dtmq_proc taken;
+    ck_assert_int_eq(dtmq_spawn(&taken, args, NULL), 0); /* its own directory and store */
+    ck_assert_int_ne(dtmq_wait(&taken, 30), 0);
+    char *log = dtmq_log(&taken);
+    char why[128];
+    snprintf(why, sizeof(why), "cannot listen on 127.0.0.1:%d: Address already in use", port);
+    ck_assert_msg(strstr(log, why) != NULL, "no '%s' in: %s", why, log);
+    free(log);
+
+    ck_assert_int_eq(dtmq_stop(&p, SIGKILL, 10), 128 + SIGKILL);
+    e2e_start(&p, store, args);
+    embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
+    ck_assert_str_eq(bootstrap, want);
+    embedded_saga_succeeds(&p, svc, want);
+    e2e_stop(&p);
+    busi_stop(svc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kafka");
@@ -475,5 +527,6 @@ int main(void)
     test_add(&g, worker_failure_message_is_the_rollback_reason);
     test_add(&g, refused_submits_are_answered_on_reply_to);
     test_add(&g, embedded_kafka_branch_to_a_topic_that_exists_already);
+    test_add(&g, embedded_kafka_port_is_stable_across_restarts);
     return run_suite(s);
 }

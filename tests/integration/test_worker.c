@@ -614,7 +614,12 @@ START_TEST(worker_handles_again_a_message_whose_reply_failed)
     recorder_init(&r1);
     const char *topics[] = {nm.topic, NULL};
     dtmq_worker *w1 = new_worker(nm.group, topics, &r1);
-    ck_assert_int_eq(run_bounded(w1, 2, WAIT_MS * 2), 2);
+    /* One handler call per run: a run ends once its replies are settled,
+     * and a failed one has moved the partition back by then. (Within a run,
+     * 02 may be handled while 01's reply is in flight; then it is handled
+     * again after 01.) */
+    ck_assert_int_eq(run_bounded(w1, 1, WAIT_MS * 2), 1);
+    ck_assert_int_eq(run_bounded(w1, 1, WAIT_MS * 2), 1);
     /* the same message twice: the partition never moved past it */
     ck_assert_uint_eq(r1.n, 2);
     for (size_t i = 0; i < 2; i++) {

@@ -3,21 +3,29 @@
  * (its group, its topics) and one dtmq_kafka_producer for the replies, driven by
  * the caller's thread in dtmq_worker_run.
  *
+ * Replies are pipelined: the worker goes on with the next message while
+ * earlier replies are in flight, and every finished message waits in a
+ * reply_window (in poll order) until its reply is acknowledged.
+ *
  * Invariants, per partition:
- *   - offsets are stored only by store_offset, and only for a message that
- *     is finished: skipped for good (no dtm headers), handled with no reply
- *     due, or handled with its reply acknowledged by Kafka. Auto-commit
- *     (enable.auto.offset.store=false, enable.auto.commit=true) commits
- *     stored offsets only, so a committed offset never passes a message
- *     whose reply is missing;
- *   - a message whose reply failed is never followed by a later message of
- *     its partition: the partition is moved back to it (seek) before the
- *     next poll, and if the seek fails the worker turns unusable instead of
- *     going on (going on would store a later offset past the message).
+ *   - offsets are stored only by settle_replies, in poll order, and only
+ *     for a message that is finished: skipped for good (no dtm headers),
+ *     handled with no reply due, or handled with its reply acknowledged by
+ *     Kafka, and only when every earlier message of the window is finished
+ *     too. Auto-commit (enable.auto.offset.store=false,
+ *     enable.auto.commit=true) commits stored offsets only, so a committed
+ *     offset never passes a message whose reply is missing;
+ *   - when a reply fails, nothing after its message is stored for that
+ *     partition (its later window entries are dropped) and the partition is
+ *     moved back to the message (seek) before the next poll; later
+ *     messages already handled are handled again (the barrier absorbs the
+ *     repeat). If the seek fails the worker turns unusable instead of going
+ *     on (going on would store a later offset past the message).
  * The same pattern as broker/kafka_ingress.c.
  */
 #include <dtmq/dtmq_worker.h>
 
+#include <assert.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
@@ -28,6 +36,7 @@
 #include <time.h>
 
 #include "libdtmq/common/kafka_producer.h"
+#include "reply_window.h"
 
 #define DEFAULT_POLL_TIMEOUT_MS 200
 #define REPLY_ACK_TIMEOUT_MS 10000  /* wait for Kafka's ack of a reply */
@@ -37,10 +46,14 @@
 #define HANDLER_MESSAGE_LEN 1024
 #define CREATE_TOPICS_TIMEOUT_MS 10000
 #define TOPIC_VISIBLE_TIMEOUT_MS 5000
+#define REPLY_WINDOW 256            /* replies in flight at most */
+#define WINDOW_POLL_MS 20           /* poll timeout while replies are in flight */
+#define WINDOW_WAIT_MS 50           /* wait for an ack when the window is full */
 
 struct dtmq_worker {
     rd_kafka_t *rk;           /* owned consumer */
     dtmq_kafka_producer *producer; /* owned, for replies */
+    reply_window *window;     /* owned: finished messages, oldest first */
     dtmq_branch_handler handler;
     void *arg;
     int poll_timeout_ms;
@@ -269,16 +282,24 @@ int dtmq_worker_new(const dtmq_worker_options *o, dtmq_worker **out, char *err, 
     w->handler = o->handler;
     w->arg = o->arg;
     w->poll_timeout_ms = o->poll_timeout_ms > 0 ? o->poll_timeout_ms : DEFAULT_POLL_TIMEOUT_MS;
+    w->window = reply_window_new(REPLY_WINDOW);
+    if (w->window == NULL) {
+        set_err(err, errlen, "dtmq_worker: out of memory");
+        free(w);
+        return -1;
+    }
     char perr[512] = "";
     w->producer = dtmq_kafka_producer_start(o->bootstrap, perr, sizeof(perr));
     if (w->producer == NULL) {
         set_err(err, errlen, "dtmq_worker: reply producer: %s", perr);
+        reply_window_free(w->window);
         free(w);
         return -1;
     }
     w->rk = new_consumer(o, err, errlen);
     if (w->rk == NULL) {
         dtmq_kafka_producer_stop(w->producer, 0);
+        reply_window_free(w->window);
         free(w);
         return -1;
     }
@@ -304,15 +325,22 @@ void dtmq_worker_stop(dtmq_worker *w)
         atomic_store(&w->stopping, 1);
 }
 
+static int settle_replies(dtmq_worker *w, int closing, char *err, size_t errlen);
+
 void dtmq_worker_free(dtmq_worker *w)
 {
     if (w == NULL)
         return;
+    /* Flushing settles every reply (stopping fails the rest), so the
+     * acknowledged ones are stored before the close commits. */
+    dtmq_kafka_producer_stop(w->producer, PRODUCER_FLUSH_MS);
+    (void)settle_replies(w, 1, NULL, 0);
+    assert(reply_window_count(w->window) == 0);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(w->rk); /* commits stored offsets */
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_line("closing the consumer: %s", rd_kafka_err2str(e));
     rd_kafka_destroy(w->rk);
-    dtmq_kafka_producer_stop(w->producer, PRODUCER_FLUSH_MS);
+    reply_window_free(w->window);
     free(w);
 }
 
@@ -417,47 +445,47 @@ static char *reply_json(const branch_headers *h, const char *result, const char 
     return text;
 }
 
-/* Publishes the reply and waits for Kafka's acknowledgement. 0, or -1 + err. */
-static int send_reply(dtmq_worker *w, const branch_headers *h, const char *result,
-                      const char *message, char *err, size_t errlen)
+/* Queues the reply; Kafka's answer settles ticket (also when queueing
+ * fails: then at once, with the reason). */
+static void send_reply(dtmq_worker *w, const branch_headers *h, const char *result,
+                       const char *message, void *ticket)
 {
     char *text = reply_json(h, result, message);
     if (text == NULL) {
-        set_err(err, errlen, "out of memory");
-        return -1;
+        reply_window_settle(ticket, 0, "out of memory");
+        return;
     }
     dtmq_kafka_header hdr[] = {{"dtm-gid", h->gid}, {"dtm-branch-id", h->branch_id}, {"dtm-op", h->op}};
-    int rc = dtmq_kafka_produce_sync(w->producer, h->reply_to, h->gid, text, strlen(text), hdr,
-                                sizeof(hdr) / sizeof(hdr[0]), REPLY_ACK_TIMEOUT_MS, err, errlen);
+    if (dtmq_kafka_produce(w->producer, h->reply_to, h->gid, text, strlen(text), hdr,
+                           sizeof(hdr) / sizeof(hdr[0]), reply_window_settle, ticket) != 0)
+        reply_window_settle(ticket, 0, "cannot queue the reply (invalid topic name or full queue)");
     free(text);
-    return rc;
 }
 
 /* ---- offsets ------------------------------------------------------------ */
 
-/* Marks m as finished: its offset + 1 is committed with the next commit. */
-static void store_offset(dtmq_worker *w, const rd_kafka_message_t *m)
+/* Marks topic[partition]@offset as finished: offset + 1 is committed with
+ * the next commit. */
+static void store_offset(dtmq_worker *w, const char *topic, int32_t partition, int64_t offset)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset + 1;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset + 1;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->rk, l);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
         e = l->elems[0].err;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) /* e.g. the partition moved to another worker */
-        log_line("cannot store the offset of %s[%d]@%lld (it will be handled again): %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
-                 rd_kafka_err2str(e));
+        log_line("cannot store the offset of %s[%d]@%lld (it will be handled again): %s", topic,
+                 (int)partition, (long long)offset, rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Moves m's partition back to m, so that m is the next message polled from
- * it. 0, or -1 + err. */
-static int seek_back(dtmq_worker *w, const rd_kafka_message_t *m, char *err, size_t errlen)
+/* Moves topic[partition] back to offset, so that it is the next message
+ * polled from it. 0, or -1 + err. */
+static int seek_back(dtmq_worker *w, const char *topic, int32_t partition, int64_t offset,
+                     char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
     rd_kafka_error_t *e = rd_kafka_seek_partitions(w->rk, l, SEEK_TIMEOUT_MS);
     int rc = 0;
     if (e != NULL) {
@@ -475,11 +503,13 @@ static int seek_back(dtmq_worker *w, const rd_kafka_message_t *m, char *err, siz
 /* ---- one message -------------------------------------------------------- */
 
 typedef enum {
-    MSG_FINISHED, /* store its offset */
+    MSG_FINISHED, /* nothing in flight: its offset may be stored in turn */
+    MSG_REPLYING, /* in the window with its reply in flight */
     MSG_AGAIN     /* handle it again: seek back, pause */
 } msg_outcome;
 
-/* Calls the handler for m and sends the reply when one is due. */
+/* Calls the handler for m and queues the reply when one is due (the
+ * message then enters the window as pending). */
 static msg_outcome handle_branch(dtmq_worker *w, const rd_kafka_message_t *m,
                                  const branch_headers *h)
 {
@@ -510,14 +540,14 @@ static msg_outcome handle_branch(dtmq_worker *w, const rd_kafka_message_t *m,
     }
     if (h->reply_to[0] == '\0')
         return MSG_FINISHED;
-    char err[512] = "";
-    if (send_reply(w, h, result, message, err, sizeof(err)) != 0) {
-        log_line("gid %s branch %s %s: cannot publish the reply to '%s', handling %s[%d]@%lld "
-                 "again: %s", h->gid, h->branch_id, h->op, h->reply_to, bm.topic, bm.partition,
-                 bm.offset, err);
+    void *ticket = reply_window_push(w->window, bm.topic, m->partition, m->offset, 1);
+    if (ticket == NULL) { /* the run loop keeps a free slot: out of memory */
+        log_line("gid %s branch %s %s: out of memory for the reply; handling %s[%d]@%lld again",
+                 h->gid, h->branch_id, h->op, bm.topic, bm.partition, bm.offset);
         return MSG_AGAIN;
     }
-    return MSG_FINISHED;
+    send_reply(w, h, result, message, ticket);
+    return MSG_REPLYING;
 }
 
 /* Makes the worker unusable with a reason; returns -1 for the caller. */
@@ -534,6 +564,50 @@ static int break_worker(dtmq_worker *w, char *err, size_t errlen, const char *fm
     log_line("%s", w->broken_reason);
     set_err(err, errlen, "%s", w->broken_reason);
     return -1;
+}
+
+/* Moves the partition back to a message that must be handled again and
+ * pauses; 0, or -1 when the seek failed (the worker is then broken). */
+static int handle_again(dtmq_worker *w, const char *topic, int32_t partition, int64_t offset,
+                        char *err, size_t errlen)
+{
+    char why[512] = "";
+    if (seek_back(w, topic, partition, offset, why, sizeof(why)) != 0)
+        return break_worker(w, err, errlen,
+                            "dtmq_worker: cannot move %s[%d] back to offset %lld, whose reply is "
+                            "missing (free this worker; a new one handles it again): %s",
+                            topic, (int)partition, (long long)offset, why);
+    pause_unless_stopping(w, RETRY_PAUSE_MS);
+    return 0;
+}
+
+/*
+ * Takes the settled entries at the window's head, oldest first: an
+ * acknowledged one stores its offset; a failed one drops the later entries
+ * of its partition and, unless closing, moves the partition back to it.
+ * When closing, entries still pending are failed by the stopped producer
+ * first, so the window ends empty. 0, or -1 when the worker broke.
+ */
+static int settle_replies(dtmq_worker *w, int closing, char *err, size_t errlen)
+{
+    rw_entry e;
+    int rc = 0;
+    while (rc == 0 && reply_window_pop(w->window, &e)) {
+        if (e.dropped) {
+            /* an earlier message of its partition is handled again */
+        } else if (e.state == RW_ACKED) {
+            store_offset(w, e.topic, e.partition, e.offset);
+        } else {
+            assert(e.state == RW_FAILED);
+            log_line("cannot publish the reply of %s[%d]@%lld, handling it again: %s", e.topic,
+                     (int)e.partition, (long long)e.offset, e.error);
+            reply_window_drop_partition(w->window, e.topic, e.partition);
+            if (!closing)
+                rc = handle_again(w, e.topic, e.partition, e.offset, err, errlen);
+        }
+        free(e.topic);
+    }
+    return rc;
 }
 
 /* A consumer event that is not a message: 0 to go on, -1 when fatal. */
@@ -553,43 +627,68 @@ static int take_consumer_error(dtmq_worker *w, const rd_kafka_message_t *m, char
 
 /*
  * Takes one polled event: a consumer error, a message to skip, or a branch
- * message for the handler (*handled counts handler calls). 0 to go on, -1
- * when the worker broke (err says why).
+ * message for the handler (*handled counts handler calls). A finished
+ * message enters the window behind the ones in flight. 0 to go on, -1 when
+ * the worker broke (err says why).
  */
 static int take_message(dtmq_worker *w, const rd_kafka_message_t *m, long *handled, char *err,
                         size_t errlen)
 {
     if (m->err)
         return take_consumer_error(w, m, err, errlen);
+    const char *topic = rd_kafka_topic_name(m->rkt);
     branch_headers h = {0};
     const char *missing = NULL;
     headers_status hs = read_headers(m, &h, &missing);
     msg_outcome outcome = MSG_FINISHED;
     if (hs == HEADERS_MISSING) {
-        log_line("%s[%d]@%lld has no %s header: not a dtmq branch message, skipped",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, missing);
+        log_line("%s[%d]@%lld has no %s header: not a dtmq branch message, skipped", topic,
+                 (int)m->partition, (long long)m->offset, missing);
     } else if (hs == HEADERS_NO_MEMORY) {
-        log_line("%s[%d]@%lld: out of memory reading its headers, handling it again",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
+        log_line("%s[%d]@%lld: out of memory reading its headers, handling it again", topic,
+                 (int)m->partition, (long long)m->offset);
         outcome = MSG_AGAIN;
     } else {
         (*handled)++;
         outcome = handle_branch(w, m, &h);
     }
     branch_headers_clear(&h);
-    if (outcome == MSG_FINISHED) {
-        store_offset(w, m);
-        return 0;
+    if (outcome == MSG_FINISHED &&
+        reply_window_push(w->window, topic, m->partition, m->offset, 0) == NULL) {
+        log_line("%s[%d]@%lld: out of memory, handling it again", topic, (int)m->partition,
+                 (long long)m->offset);
+        outcome = MSG_AGAIN;
     }
-    char why[512] = "";
-    if (seek_back(w, m, why, sizeof(why)) != 0)
-        return break_worker(w, err, errlen,
-                            "dtmq_worker: cannot move %s[%d] back to offset %lld, whose reply is "
-                            "missing (free this worker; a new one handles it again): %s",
-                            rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
-                            why);
-    pause_unless_stopping(w, RETRY_PAUSE_MS);
-    return 0;
+    if (outcome != MSG_AGAIN)
+        return 0;
+    return handle_again(w, topic, m->partition, m->offset, err, errlen);
+}
+
+/* Settles what Kafka answered; when the window is full, waits for room.
+ * 0, or -1 when the worker broke. */
+static int make_room(dtmq_worker *w, char *err, size_t errlen)
+{
+    int rc = settle_replies(w, 0, err, errlen);
+    while (rc == 0 && reply_window_full(w->window)) {
+        reply_window_wait(w->window, WINDOW_WAIT_MS);
+        rc = settle_replies(w, 0, err, errlen);
+    }
+    return rc;
+}
+
+/* At the end of a run: waits up to REPLY_ACK_TIMEOUT_MS for the replies in
+ * flight and settles them. Entries still pending stay for the next run or
+ * dtmq_worker_free. 0, or -1 when the worker broke. */
+static int drain_replies(dtmq_worker *w, char *err, size_t errlen)
+{
+    int rc = settle_replies(w, 0, err, errlen);
+    for (int waited = 0; rc == 0 && reply_window_count(w->window) > 0 &&
+                         waited < REPLY_ACK_TIMEOUT_MS;
+         waited += WINDOW_WAIT_MS) {
+        reply_window_wait(w->window, WINDOW_WAIT_MS);
+        rc = settle_replies(w, 0, err, errlen);
+    }
+    return rc;
 }
 
 long dtmq_worker_run(dtmq_worker *w, long max_messages, char *err, size_t errlen)
@@ -604,7 +703,12 @@ long dtmq_worker_run(dtmq_worker *w, long max_messages, char *err, size_t errlen
     }
     long handled = 0;
     while (!atomic_load(&w->stopping) && (max_messages <= 0 || handled < max_messages)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, w->poll_timeout_ms);
+        if (make_room(w, err, errlen) != 0)
+            return -1;
+        int timeout = reply_window_count(w->window) > 0 && w->poll_timeout_ms > WINDOW_POLL_MS
+                          ? WINDOW_POLL_MS
+                          : w->poll_timeout_ms;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, timeout);
         if (m == NULL)
             continue;
         int rc = take_message(w, m, &handled, err, errlen);
@@ -613,5 +717,7 @@ long dtmq_worker_run(dtmq_worker *w, long max_messages, char *err, size_t errlen
             return -1;
     }
     atomic_store(&w->stopping, 0); /* a stop ends one run */
+    if (drain_replies(w, err, errlen) != 0)
+        return -1;
     return handled;
 }

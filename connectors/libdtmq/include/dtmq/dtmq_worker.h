@@ -100,11 +100,15 @@ int dtmq_worker_new(const dtmq_worker_options *o, dtmq_worker **out, char *err, 
  *      dtm-op is logged to stderr, its offset stored, and skipped;
  *   2. calls the handler;
  *   3. unless trans_type is "msg" or dtm-reply-to is empty, publishes the
- *      reply keyed by gid and waits for Kafka's acknowledgement;
- *   4. stores the offset (committed in the background and by
- *      dtmq_worker_free). If step 3 failed, the offset is not stored: the
- *      partition is moved back to the message, which is handled again after
- *      a short pause.
+ *      reply keyed by gid; the worker goes on with the next message while
+ *      the reply is in flight (up to 256 in flight);
+ *   4. once Kafka acknowledged the reply (and every earlier message's),
+ *      stores the offset (committed in the background and by
+ *      dtmq_worker_free). If the reply failed, nothing later of its
+ *      partition is stored: the partition is moved back to the message,
+ *      which is handled again after a short pause, and so are the messages
+ *      after it that were handled meanwhile (the barrier absorbs repeats).
+ * Before returning, a run waits up to 10 s for its replies in flight.
  * Returns the number of handler calls, or -1 with err when the consumer hit
  * a fatal error or could not move back to a message whose reply failed;
  * the worker is then unusable (every later run returns -1) and must be freed
