@@ -24,6 +24,15 @@ static pthread_t armed_thread;  /* valid while armed */
 static int wanted_port;
 static int result = -1;         /* -1: not seen yet; 0 bound; else errno */
 
+/* Binds fd to sin with SO_REUSEADDR, by the system call itself: 0, or the
+ * errno of the failed bind. */
+static int bind_reusable(int fd, const struct sockaddr_in *sin)
+{
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    return syscall(SYS_bind, fd, (const struct sockaddr *)sin, sizeof(*sin)) == 0 ? 0 : errno;
+}
+
 int mock_port_check(int port)
 {
     if (port == 0)
@@ -31,13 +40,9 @@ int mock_port_check(int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return errno;
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int rc = (int)syscall(SYS_bind, fd, (const struct sockaddr *)&sin, sizeof(sin)) == 0
-                 ? 0
-                 : errno;
+    int rc = bind_reusable(fd, &sin);
     close(fd);
     return rc;
 }
@@ -61,16 +66,16 @@ int mock_port_disarm(void)
 }
 
 /* The redirected bind of the armed thread. */
-static int bind_wanted(int fd, const struct sockaddr_in *asked, socklen_t len)
+static int bind_wanted(int fd, const struct sockaddr_in *asked)
 {
     struct sockaddr_in sin = *asked;
     sin.sin_port = htons((uint16_t)wanted_port);
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     atomic_store(&armed, 0); /* only the first one */
-    long rc = syscall(SYS_bind, fd, (const struct sockaddr *)&sin, len);
-    result = rc == 0 ? 0 : errno;
-    return (int)rc;
+    result = bind_reusable(fd, &sin);
+    if (result == 0)
+        return 0;
+    errno = result;
+    return -1;
 }
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len)
@@ -78,6 +83,6 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
     if (atomic_load(&armed) && pthread_equal(pthread_self(), armed_thread) && addr != NULL &&
         addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in) &&
         ((const struct sockaddr_in *)addr)->sin_port == 0)
-        return bind_wanted(fd, (const struct sockaddr_in *)addr, len);
+        return bind_wanted(fd, (const struct sockaddr_in *)addr);
     return (int)syscall(SYS_bind, fd, addr, len);
 }

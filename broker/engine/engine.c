@@ -4,6 +4,7 @@
  * transaction does is in pass.c.
  */
 #include "engine_internal.h"
+#include "libdtmq/common/deadline.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -237,14 +238,7 @@ static int cron_claim_batch(engine *e)
 
 static void cron_sleep(engine *e, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_after_ms(ms);
     pthread_mutex_lock(&e->cron_mu);
     while (!e->stopping &&
            pthread_cond_timedwait(&e->cron_cv, &e->cron_mu, &until) != ETIMEDOUT)

@@ -405,6 +405,21 @@ static void embedded_bootstrap(const dtmq_proc *p, char *buf, size_t len)
     json_decref(info);
 }
 
+/* Submits a one-step saga on the embedded cluster at bootstrap and waits
+ * for it to succeed. */
+static void embedded_saga_succeeds(const dtmq_proc *p, busi *svc, const char *bootstrap,
+                                   const char *gid_prefix)
+{
+    char gid[64], value[512];
+    e2e_gid(gid, sizeof(gid), gid_prefix);
+    snprintf(value, sizeof(value),
+             "{\"op\":\"submit\",\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"%s/api/Out\",\"compensate\":\"\"}],\"payloads\":[\"{}\"]}",
+             gid, busi_url(svc));
+    ck_assert_int_eq(kt_produce(bootstrap, "dtm.submit", gid, value, strlen(value), NULL), 0);
+    e2e_wait_status(p, gid, "succeed", 30);
+    ck_assert_int_eq(busi_count(svc, "/api/Out", gid, "action"), 1);
+}
+
 START_TEST(embedded_kafka_takes_submit_messages)
 {
     busi *svc = busi_start();
@@ -415,14 +430,7 @@ START_TEST(embedded_kafka_takes_submit_messages)
     e2e_start(&p, store, args);
     char bootstrap[128];
     embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
-    char gid[64], value[512];
-    e2e_gid(gid, sizeof(gid), "emb");
-    snprintf(value, sizeof(value),
-             "{\"op\":\"submit\",\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"%s/api/Out\",\"compensate\":\"\"}],\"payloads\":[\"{}\"]}",
-             gid, busi_url(svc));
-    ck_assert_int_eq(kt_produce(bootstrap, "dtm.submit", gid, value, strlen(value), NULL), 0);
-    e2e_wait_status(&p, gid, "succeed", 30);
-    ck_assert_int_eq(busi_count(svc, "/api/Out", gid, "action"), 1);
+    embedded_saga_succeeds(&p, svc, bootstrap, "emb");
     e2e_stop(&p);
     busi_stop(svc);
 }
@@ -461,20 +469,6 @@ START_TEST(embedded_kafka_branch_to_a_topic_that_exists_already)
 }
 END_TEST
 
-/* Submits a one-step saga on the embedded cluster at bootstrap and waits
- * for it to succeed. */
-static void embedded_saga_succeeds(const dtmq_proc *p, busi *svc, const char *bootstrap)
-{
-    char gid[64], value[512];
-    e2e_gid(gid, sizeof(gid), "embp");
-    snprintf(value, sizeof(value),
-             "{\"op\":\"submit\",\"gid\":\"%s\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"%s/api/Out\",\"compensate\":\"\"}],\"payloads\":[\"{}\"]}",
-             gid, busi_url(svc));
-    ck_assert_int_eq(kt_produce(bootstrap, "dtm.submit", gid, value, strlen(value), NULL), 0);
-    e2e_wait_status(p, gid, "succeed", 30);
-    ck_assert_int_eq(busi_count(svc, "/api/Out", gid, "action"), 1);
-}
-
 /* KafkaEmbeddedPort: the embedded cluster keeps its bootstrap across a
  * kill -9 and restart (clients keep their configuration), and a port that
  * is taken stops the start with a message naming it. */
@@ -492,7 +486,7 @@ START_TEST(embedded_kafka_port_is_stable_across_restarts)
     e2e_start(&p, store, args);
     embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
     ck_assert_str_eq(bootstrap, want);
-    embedded_saga_succeeds(&p, svc, want);
+    embedded_saga_succeeds(&p, svc, want, "embp");
 
     dtmq_proc taken;
     ck_assert_int_eq(dtmq_spawn(&taken, args, NULL), 0); /* its own directory and store */
@@ -507,7 +501,7 @@ START_TEST(embedded_kafka_port_is_stable_across_restarts)
     e2e_start(&p, store, args);
     embedded_bootstrap(&p, bootstrap, sizeof(bootstrap));
     ck_assert_str_eq(bootstrap, want);
-    embedded_saga_succeeds(&p, svc, want);
+    embedded_saga_succeeds(&p, svc, want, "embp");
     e2e_stop(&p);
     busi_stop(svc);
 }

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "libdtmq/common/kafka_producer.h"
+#include "libdtmq/common/deadline.h"
 #include <dtmq/dtmq_worker.h>
 #include "testlib.h"
 
@@ -147,14 +148,7 @@ static dtmq_result record_call(void *arg, const dtmq_branch_msg *m, char *messag
 /* Waits until the recorder has n calls; returns how many it has. */
 static size_t recorder_wait(recorder *r, size_t n, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&r->mu);
     while (r->n < n && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0)
         ;

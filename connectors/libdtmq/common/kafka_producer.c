@@ -6,6 +6,7 @@
  * messages, and acks=all means "acknowledged" survives a broker loss.
  */
 #include "kafka_producer.h"
+#include "deadline.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -152,14 +153,7 @@ int dtmq_kafka_produce_sync(dtmq_kafka_producer *p, const char *topic, const cha
         sync_wait_free(w);
         return -1;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&w->mu);
     while (!w->done && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
         ;

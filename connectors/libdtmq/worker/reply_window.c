@@ -7,6 +7,7 @@
  * topic; only the oldest entry is ever popped, and only when settled.
  */
 #include "reply_window.h"
+#include "libdtmq/common/deadline.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -131,14 +132,7 @@ int reply_window_full(reply_window *rw)
 
 void reply_window_wait(reply_window *rw, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_after_ms(ms);
     pthread_mutex_lock(&rw->mu);
     int settled_one = rw->count > 0 && rw->ring[rw->head].e.state != RW_PENDING;
     if (!settled_one)
