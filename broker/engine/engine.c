@@ -238,7 +238,7 @@ static int cron_claim_batch(engine *e)
 
 static void cron_sleep(engine *e, int64_t ms)
 {
-    struct timespec until = deadline_after_ms(ms);
+    struct timespec until = dtmq_deadline_after_ms(ms);
     pthread_mutex_lock(&e->cron_mu);
     while (!e->stopping &&
            pthread_cond_timedwait(&e->cron_cv, &e->cron_mu, &until) != ETIMEDOUT)

@@ -148,7 +148,7 @@ static dtmq_result record_call(void *arg, const dtmq_branch_msg *m, char *messag
 /* Waits until the recorder has n calls; returns how many it has. */
 static size_t recorder_wait(recorder *r, size_t n, int timeout_ms)
 {
-    struct timespec until = deadline_after_ms(timeout_ms);
+    struct timespec until = dtmq_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&r->mu);
     while (r->n < n && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0)
         ;

@@ -5,7 +5,7 @@
 
 #include <assert.h>
 
-struct timespec deadline_after_ms(int64_t ms)
+struct timespec dtmq_deadline_after_ms(int64_t ms)
 {
     assert(ms >= 0);
     struct timespec until;

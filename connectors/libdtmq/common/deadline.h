@@ -9,6 +9,6 @@
 #include <time.h>
 
 /* Now (CLOCK_REALTIME) plus ms (>= 0), tv_nsec normalised below 1 s. */
-struct timespec deadline_after_ms(int64_t ms);
+struct timespec dtmq_deadline_after_ms(int64_t ms);
 
 #endif

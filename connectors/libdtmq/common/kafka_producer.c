@@ -153,7 +153,7 @@ int dtmq_kafka_produce_sync(dtmq_kafka_producer *p, const char *topic, const cha
         sync_wait_free(w);
         return -1;
     }
-    struct timespec until = deadline_after_ms(timeout_ms);
+    struct timespec until = dtmq_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&w->mu);
     while (!w->done && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
         ;

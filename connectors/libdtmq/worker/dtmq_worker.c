@@ -282,7 +282,7 @@ int dtmq_worker_new(const dtmq_worker_options *o, dtmq_worker **out, char *err, 
     w->handler = o->handler;
     w->arg = o->arg;
     w->poll_timeout_ms = o->poll_timeout_ms > 0 ? o->poll_timeout_ms : DEFAULT_POLL_TIMEOUT_MS;
-    w->window = reply_window_new(REPLY_WINDOW);
+    w->window = dtmq_reply_window_new(REPLY_WINDOW);
     if (w->window == NULL) {
         set_err(err, errlen, "dtmq_worker: out of memory");
         free(w);
@@ -292,14 +292,14 @@ int dtmq_worker_new(const dtmq_worker_options *o, dtmq_worker **out, char *err, 
     w->producer = dtmq_kafka_producer_start(o->bootstrap, perr, sizeof(perr));
     if (w->producer == NULL) {
         set_err(err, errlen, "dtmq_worker: reply producer: %s", perr);
-        reply_window_free(w->window);
+        dtmq_reply_window_free(w->window);
         free(w);
         return -1;
     }
     w->rk = new_consumer(o, err, errlen);
     if (w->rk == NULL) {
         dtmq_kafka_producer_stop(w->producer, 0);
-        reply_window_free(w->window);
+        dtmq_reply_window_free(w->window);
         free(w);
         return -1;
     }
@@ -335,12 +335,12 @@ void dtmq_worker_free(dtmq_worker *w)
      * acknowledged ones are stored before the close commits. */
     dtmq_kafka_producer_stop(w->producer, PRODUCER_FLUSH_MS);
     (void)settle_replies(w, 1, NULL, 0);
-    assert(reply_window_count(w->window) == 0);
+    assert(dtmq_reply_window_count(w->window) == 0);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(w->rk); /* commits stored offsets */
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_line("closing the consumer: %s", rd_kafka_err2str(e));
     rd_kafka_destroy(w->rk);
-    reply_window_free(w->window);
+    dtmq_reply_window_free(w->window);
     free(w);
 }
 
@@ -452,13 +452,13 @@ static void send_reply(dtmq_worker *w, const branch_headers *h, const char *resu
 {
     char *text = reply_json(h, result, message);
     if (text == NULL) {
-        reply_window_settle(ticket, 0, "out of memory");
+        dtmq_reply_window_settle(ticket, 0, "out of memory");
         return;
     }
     dtmq_kafka_header hdr[] = {{"dtm-gid", h->gid}, {"dtm-branch-id", h->branch_id}, {"dtm-op", h->op}};
     if (dtmq_kafka_produce(w->producer, h->reply_to, h->gid, text, strlen(text), hdr,
-                           sizeof(hdr) / sizeof(hdr[0]), reply_window_settle, ticket) != 0)
-        reply_window_settle(ticket, 0, "cannot queue the reply (invalid topic name or full queue)");
+                           sizeof(hdr) / sizeof(hdr[0]), dtmq_reply_window_settle, ticket) != 0)
+        dtmq_reply_window_settle(ticket, 0, "cannot queue the reply (invalid topic name or full queue)");
     free(text);
 }
 
@@ -540,7 +540,7 @@ static msg_outcome handle_branch(dtmq_worker *w, const rd_kafka_message_t *m,
     }
     if (h->reply_to[0] == '\0')
         return MSG_FINISHED;
-    void *ticket = reply_window_push(w->window, bm.topic, m->partition, m->offset, 1);
+    void *ticket = dtmq_reply_window_push(w->window, bm.topic, m->partition, m->offset, 1);
     if (ticket == NULL) { /* the run loop keeps a free slot: out of memory */
         log_line("gid %s branch %s %s: out of memory for the reply; handling %s[%d]@%lld again",
                  h->gid, h->branch_id, h->op, bm.topic, bm.partition, bm.offset);
@@ -592,7 +592,7 @@ static int settle_replies(dtmq_worker *w, int closing, char *err, size_t errlen)
 {
     rw_entry e;
     int rc = 0;
-    while (rc == 0 && reply_window_pop(w->window, &e)) {
+    while (rc == 0 && dtmq_reply_window_pop(w->window, &e)) {
         if (e.dropped) {
             /* an earlier message of its partition is handled again */
         } else if (e.state == RW_ACKED) {
@@ -601,7 +601,7 @@ static int settle_replies(dtmq_worker *w, int closing, char *err, size_t errlen)
             assert(e.state == RW_FAILED);
             log_line("cannot publish the reply of %s[%d]@%lld, handling it again: %s", e.topic,
                      (int)e.partition, (long long)e.offset, e.error);
-            reply_window_drop_partition(w->window, e.topic, e.partition);
+            dtmq_reply_window_drop_partition(w->window, e.topic, e.partition);
             if (!closing)
                 rc = handle_again(w, e.topic, e.partition, e.offset, err, errlen);
         }
@@ -654,7 +654,7 @@ static int take_message(dtmq_worker *w, const rd_kafka_message_t *m, long *handl
     }
     branch_headers_clear(&h);
     if (outcome == MSG_FINISHED &&
-        reply_window_push(w->window, topic, m->partition, m->offset, 0) == NULL) {
+        dtmq_reply_window_push(w->window, topic, m->partition, m->offset, 0) == NULL) {
         log_line("%s[%d]@%lld: out of memory, handling it again", topic, (int)m->partition,
                  (long long)m->offset);
         outcome = MSG_AGAIN;
@@ -669,8 +669,8 @@ static int take_message(dtmq_worker *w, const rd_kafka_message_t *m, long *handl
 static int make_room(dtmq_worker *w, char *err, size_t errlen)
 {
     int rc = settle_replies(w, 0, err, errlen);
-    while (rc == 0 && reply_window_full(w->window)) {
-        reply_window_wait(w->window, WINDOW_WAIT_MS);
+    while (rc == 0 && dtmq_reply_window_full(w->window)) {
+        dtmq_reply_window_wait(w->window, WINDOW_WAIT_MS);
         rc = settle_replies(w, 0, err, errlen);
     }
     return rc;
@@ -682,10 +682,10 @@ static int make_room(dtmq_worker *w, char *err, size_t errlen)
 static int drain_replies(dtmq_worker *w, char *err, size_t errlen)
 {
     int rc = settle_replies(w, 0, err, errlen);
-    for (int waited = 0; rc == 0 && reply_window_count(w->window) > 0 &&
+    for (int waited = 0; rc == 0 && dtmq_reply_window_count(w->window) > 0 &&
                          waited < REPLY_ACK_TIMEOUT_MS;
          waited += WINDOW_WAIT_MS) {
-        reply_window_wait(w->window, WINDOW_WAIT_MS);
+        dtmq_reply_window_wait(w->window, WINDOW_WAIT_MS);
         rc = settle_replies(w, 0, err, errlen);
     }
     return rc;
@@ -705,7 +705,7 @@ long dtmq_worker_run(dtmq_worker *w, long max_messages, char *err, size_t errlen
     while (!atomic_load(&w->stopping) && (max_messages <= 0 || handled < max_messages)) {
         if (make_room(w, err, errlen) != 0)
             return -1;
-        int timeout = reply_window_count(w->window) > 0 && w->poll_timeout_ms > WINDOW_POLL_MS
+        int timeout = dtmq_reply_window_count(w->window) > 0 && w->poll_timeout_ms > WINDOW_POLL_MS
                           ? WINDOW_POLL_MS
                           : w->poll_timeout_ms;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, timeout);

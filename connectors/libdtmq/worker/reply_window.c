@@ -29,7 +29,7 @@ struct reply_window {
     size_t capacity, head, count;
 };
 
-reply_window *reply_window_new(size_t capacity)
+reply_window *dtmq_reply_window_new(size_t capacity)
 {
     assert(capacity >= 1);
     reply_window *rw = calloc(1, sizeof(*rw));
@@ -43,7 +43,7 @@ reply_window *reply_window_new(size_t capacity)
     return rw;
 }
 
-void reply_window_free(reply_window *rw)
+void dtmq_reply_window_free(reply_window *rw)
 {
     if (rw == NULL)
         return;
@@ -54,7 +54,7 @@ void reply_window_free(reply_window *rw)
     free(rw);
 }
 
-void *reply_window_push(reply_window *rw, const char *topic, int32_t partition, int64_t offset,
+void *dtmq_reply_window_push(reply_window *rw, const char *topic, int32_t partition, int64_t offset,
                         int pending)
 {
     char *copy = strdup(topic);
@@ -78,7 +78,7 @@ void *reply_window_push(reply_window *rw, const char *topic, int32_t partition, 
     return s;
 }
 
-void reply_window_settle(void *ticket, int ok, const char *error)
+void dtmq_reply_window_settle(void *ticket, int ok, const char *error)
 {
     slot *s = ticket;
     reply_window *rw = s->owner;
@@ -91,7 +91,7 @@ void reply_window_settle(void *ticket, int ok, const char *error)
     pthread_mutex_unlock(&rw->mu);
 }
 
-int reply_window_pop(reply_window *rw, rw_entry *out)
+int dtmq_reply_window_pop(reply_window *rw, rw_entry *out)
 {
     pthread_mutex_lock(&rw->mu);
     int popped = 0;
@@ -106,7 +106,7 @@ int reply_window_pop(reply_window *rw, rw_entry *out)
     return popped;
 }
 
-void reply_window_drop_partition(reply_window *rw, const char *topic, int32_t partition)
+void dtmq_reply_window_drop_partition(reply_window *rw, const char *topic, int32_t partition)
 {
     pthread_mutex_lock(&rw->mu);
     for (size_t i = 0; i < rw->count; i++) {
@@ -117,7 +117,7 @@ void reply_window_drop_partition(reply_window *rw, const char *topic, int32_t pa
     pthread_mutex_unlock(&rw->mu);
 }
 
-size_t reply_window_count(reply_window *rw)
+size_t dtmq_reply_window_count(reply_window *rw)
 {
     pthread_mutex_lock(&rw->mu);
     size_t n = rw->count;
@@ -125,14 +125,14 @@ size_t reply_window_count(reply_window *rw)
     return n;
 }
 
-int reply_window_full(reply_window *rw)
+int dtmq_reply_window_full(reply_window *rw)
 {
-    return reply_window_count(rw) >= rw->capacity;
+    return dtmq_reply_window_count(rw) >= rw->capacity;
 }
 
-void reply_window_wait(reply_window *rw, int ms)
+void dtmq_reply_window_wait(reply_window *rw, int ms)
 {
-    struct timespec until = deadline_after_ms(ms);
+    struct timespec until = dtmq_deadline_after_ms(ms);
     pthread_mutex_lock(&rw->mu);
     int settled_one = rw->count > 0 && rw->ring[rw->head].e.state != RW_PENDING;
     if (!settled_one)

@@ -30,32 +30,32 @@ typedef struct rw_entry {
 typedef struct reply_window reply_window;
 
 /* NULL when out of memory. capacity >= 1. */
-reply_window *reply_window_new(size_t capacity);
+reply_window *dtmq_reply_window_new(size_t capacity);
 
 /* Frees rw; every entry must have been popped (nothing in flight). */
-void reply_window_free(reply_window *rw);
+void dtmq_reply_window_free(reply_window *rw);
 
 /* Appends the message topic[partition]@offset. pending: a reply is in
  * flight (settle it through the returned ticket); else it is acknowledged
  * already (no reply was due). Returns the ticket, or NULL when the window
  * is full or out of memory. */
-void *reply_window_push(reply_window *rw, const char *topic, int32_t partition, int64_t offset,
+void *dtmq_reply_window_push(reply_window *rw, const char *topic, int32_t partition, int64_t offset,
                         int pending);
 
 /* The delivery callback's side: settles the ticket's entry. Thread-safe.
  * Matches dtmq_kafka_delivered. */
-void reply_window_settle(void *ticket, int ok, const char *error);
+void dtmq_reply_window_settle(void *ticket, int ok, const char *error);
 
 /* Pops the oldest entry into *out when it is settled: 1, else 0. */
-int reply_window_pop(reply_window *rw, rw_entry *out);
+int dtmq_reply_window_pop(reply_window *rw, rw_entry *out);
 
 /* Marks every entry of topic[partition] still in the window as dropped. */
-void reply_window_drop_partition(reply_window *rw, const char *topic, int32_t partition);
+void dtmq_reply_window_drop_partition(reply_window *rw, const char *topic, int32_t partition);
 
-size_t reply_window_count(reply_window *rw);
-int reply_window_full(reply_window *rw);
+size_t dtmq_reply_window_count(reply_window *rw);
+int dtmq_reply_window_full(reply_window *rw);
 
 /* Waits up to ms for the next settle (returns early if one came). */
-void reply_window_wait(reply_window *rw, int ms);
+void dtmq_reply_window_wait(reply_window *rw, int ms);
 
 #endif
