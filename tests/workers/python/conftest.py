@@ -80,7 +80,7 @@ def names() -> Names:
 
 # ---- playing dtmq's part on Kafka ----------------------------------------------
 
-class TestProducer:
+class BranchProducer:
     """Produces messages and waits for Kafka's acknowledgement."""
 
     def __init__(self, bootstrap: str) -> None:
@@ -110,7 +110,7 @@ class TestProducer:
 
 @pytest.fixture
 def producer(kafka):
-    p = TestProducer(kafka)
+    p = BranchProducer(kafka)
     yield p
     p.close()
 
@@ -246,7 +246,7 @@ class WorkerThread:
         return self.result
 
 
-def warm_up(producer: TestProducer, rec: Recorder, topics: list[str]) -> None:
+def warm_up(producer: BranchProducer, rec: Recorder, topics: list[str]) -> None:
     """Makes sure the worker has its partitions before dtmq publishes: one
     msg-type warm-up message per topic, waited for (as test_worker.c does)."""
     before = len(rec.calls)
