@@ -12,9 +12,10 @@ ONGOING that many times first, without touching anything), sleep_first
 As a script (the killed worker):
   python bank.py BOOTSTRAP GROUP CONNINFO SCHEMA DIE_MARKER TOPIC=ACCOUNT:SIGN...
 runs a Worker until SIGTERM and prints one line per call,
-"CALL gid branch_id op outcome", flushed. With DIE_MARKER a path that does
-not exist yet, the first non-warm-up call creates it and SIGKILLs the
-process right after the barrier's COMMIT, before the reply.
+"CALL gid branch_id op outcome @offset", flushed. With DIE_MARKER a path
+that does not exist yet, the first non-warm-up call creates it and SIGKILLs
+the process 1 s after the barrier's COMMIT, before the reply (1 s: longer
+than auto-commit's 500 ms, so an offset stored too early would be committed).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Bank:
         self.ongoing: dict[tuple[str, str], int] = {}
         self.sleep_first: dict[tuple[str, str], float] = {}
         self.calls: list[tuple[str, str, str, str, str]] = []  # topic, gid, branch_id, op, outcome
+        self.offsets: list[int] = []                            # the message's offset, per call
         self.times: dict[tuple[str, str, str], list] = {}    # (gid, branch_id, op) -> [(start, end)]
         self.cond = threading.Condition()
         self.after_commit = None  # called after a barrier commit, before the answer
@@ -50,6 +52,7 @@ class Bank:
     def _record(self, b: Branch, outcome: str, started: float) -> None:
         with self.cond:
             self.calls.append((b.topic, b.gid, b.branch_id, b.op, outcome))
+            self.offsets.append(b.offset)
             self.times.setdefault((b.gid, b.branch_id, b.op), []).append(
                 (started, time.monotonic()))
             self.cond.notify_all()
@@ -118,7 +121,8 @@ def main(argv: list[str]) -> int:
     def die_once(b: Branch, r) -> None:
         if marker and not os.path.exists(marker):
             Path(marker).write_text(f"{b.gid} {b.branch_id} {b.op} {r.outcome.value}\n")
-            print(f"DYING after the commit of {b.gid} {b.branch_id} {b.op}", flush=True)
+            print(f"DYING after the commit of {b.gid} {b.branch_id} {b.op} @{b.offset}", flush=True)
+            time.sleep(1)  # a worker that had stored the offset would have committed it by now
             os.kill(os.getpid(), signal.SIGKILL)
     bank.after_commit = die_once
     w = Worker(bootstrap=bootstrap, group=group, topics=list(accounts), handler=bank,
@@ -134,8 +138,8 @@ def main(argv: list[str]) -> int:
     while not stopping.is_set():
         w.run(max_messages=1, timeout=0.5)
         with bank.cond:
-            for c in bank.calls[seen:]:
-                print("CALL", *c[1:], flush=True)
+            for c, offset in zip(bank.calls[seen:], bank.offsets[seen:]):
+                print("CALL", *c[1:], f"@{offset}", flush=True)
             seen = len(bank.calls)
     w.close()
     bank.close()
