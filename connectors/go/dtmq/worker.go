@@ -153,6 +153,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		kgo.AutoCommitInterval(autoCommitInterval),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.RecordPartitioner(librdkafkaPartitioner()),
+		kgo.AllowAutoTopicCreation(), // as librdkafka's producer: a reply topic is created when the broker allows it
 		kgo.WithLogger(slogLogger{log}),
 	}
 	if cfg.SessionTimeout > 0 {
@@ -161,7 +162,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	opts = append(opts, cfg.Opts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("dtmq: kafka client: %w", err)
+		return nil, fmt.Errorf("dtmq: kafka client (WorkerConfig.Brokers, WorkerConfig.Opts): %w", err)
 	}
 	if cl.OptValue(kgo.DisableAutoCommit) == true || cl.OptValue(kgo.AutoCommitMarks) != true ||
 		cl.OptValue(kgo.BlockRebalanceOnPoll) != true {
@@ -173,11 +174,20 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 }
 
 // ensureTopics creates the missing topics with a short-lived client (the
-// worker's own client subscribes at creation).
+// worker's own client subscribes at creation), made with the caller's
+// options but those of consuming (TLS, SASL, dialer, ... stay).
 func ensureTopics(brokers []string, extra []kgo.Opt, log *slog.Logger, topics []string) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithLogger(slogLogger{log})}, extra...)...)
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithLogger(slogLogger{log})}
+	for _, o := range extra {
+		_, group := o.(kgo.GroupOpt)
+		_, consumer := o.(kgo.ConsumerOpt)
+		if !group && !consumer {
+			opts = append(opts, o)
+		}
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("dtmq: kafka client: %w", err)
+		return fmt.Errorf("dtmq: kafka client (WorkerConfig.Brokers, WorkerConfig.Opts): %w", err)
 	}
 	defer cl.Close()
 	createTopics(context.Background(), cl, log, topics)
