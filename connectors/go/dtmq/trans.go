@@ -22,11 +22,11 @@ type Trans struct {
 	RollbackReason string              `json:"rollback_reason,omitempty"`
 	WaitResult     bool                `json:"wait_result,omitempty"` // answer once the first pass ended ("finished")
 	Concurrent     bool                `json:"concurrent,omitempty"`
-	TimeoutToFail  int64               `json:"timeout_to_fail,omitempty"`  // seconds
-	RequestTimeout int64               `json:"request_timeout,omitempty"`  // seconds a branch call (or Kafka reply) may take
-	RetryInterval  int64               `json:"retry_interval,omitempty"`   // seconds
-	RetryLimit     int64               `json:"retry_limit,omitempty"`      // 0: no limit
-	BranchHeaders  map[string]string   `json:"branch_headers,omitempty"`   // extra headers of every branch call or message
+	TimeoutToFail  int64               `json:"timeout_to_fail,omitempty"` // seconds
+	RequestTimeout int64               `json:"request_timeout,omitempty"` // seconds a branch call (or Kafka reply) may take
+	RetryInterval  int64               `json:"retry_interval,omitempty"`  // seconds
+	RetryLimit     int64               `json:"retry_limit,omitempty"`     // 0: no limit
+	BranchHeaders  map[string]string   `json:"branch_headers,omitempty"`  // extra headers of every branch call or message
 
 	err error // the first payload that could not be encoded (Add, AddMsg)
 }
