@@ -68,6 +68,7 @@ done
 export DTMQ_EXAMPLES_BIN=$B/asan/examples
 run_binary "examples/bank_transfer" bash tests/examples/bank_transfer.sh
 run_binary "examples/outbox" bash tests/examples/outbox.sh
+run_binary "workers/go" bash tests/workers/go/run.sh
 
 # make install, then a service built against the installed libdtmq
 run_binary "install/libdtmq" bash tests/install/run.sh

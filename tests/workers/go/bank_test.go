@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"dtmq.dev/connectors/go/dtmq"
 	"dtmq.dev/connectors/go/dtmqbarrier"
@@ -70,6 +71,20 @@ func (b *bank) balance(t testing.TB, account string) int64 {
 		t.Fatalf("balance %s: %v", account, err)
 	}
 	return v
+}
+
+// waitBalance waits (up to 10 s) for account to hold want: a handler call
+// is recorded before its step commits. Returns the last balance seen.
+func (b *bank) waitBalance(t testing.TB, account string, want int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := b.balance(t, account)
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // barrierRows counts gid's rows in the barrier table.

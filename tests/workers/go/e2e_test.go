@@ -321,7 +321,7 @@ func TestE2EMsgBranchIsDeliveredHandledUntilSuccessAndNotReplied(t *testing.T) {
 	if v, _ := cs[0].Header("X-Trace"); v != "t-9" {
 		t.Fatalf("branch header X-Trace %q", v)
 	}
-	if b := e.bank.balance(t, "B"); b != 107 {
+	if b := e.bank.waitBalance(t, "B", 107); b != 107 {
 		t.Fatalf("balance B %d, want 107", b)
 	}
 	time.Sleep(500 * time.Millisecond)
