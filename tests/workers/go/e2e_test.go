@@ -287,6 +287,24 @@ func TestE2ELateReplyIsRecordedAndTheRepeatIsADuplicate(t *testing.T) {
 	if cs[1].Offset <= cs[0].Offset {
 		t.Fatalf("second call at offset %d, first at %d: want a new publish", cs[1].Offset, cs[0].Offset)
 	}
+	// every delivery was answered, the first one after its deadline
+	var replies []*kgo.Record
+	deadline := time.Now().Add(waitBound)
+	for len(replies) < len(without(e.rec.snapshot(), warmupGid)) && time.Now().Before(deadline) {
+		replies = replies[:0]
+		for _, r := range readTopic(t, e.dtmq.replyTopic(), 10, time.Second, nil) {
+			if string(r.Key) == gid {
+				replies = append(replies, r)
+			}
+		}
+	}
+	cs = without(e.rec.snapshot(), warmupGid)
+	if len(replies) != len(cs) {
+		t.Fatalf("replies %d for %d deliveries: want one each", len(replies), len(cs))
+	}
+	if late := replies[0].Timestamp.Sub(t0); late < 5*time.Second {
+		t.Fatalf("the first reply came %s after the submit: not late", late)
+	}
 	if a := e.bank.balance(t, "A"); a != 70 {
 		t.Fatalf("balance A %d, want 70", a)
 	}

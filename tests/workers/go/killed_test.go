@@ -52,6 +52,9 @@ func killedWorker() int {
 				return dtmq.Success(), nil
 			}
 			res, err := bk.handle(ctx, b)
+			// a while later (a commit of an offset marked too early would be
+			// flushed by now: autocommit runs every 500 ms), still before the reply
+			time.Sleep(1500 * time.Millisecond)
 			fmt.Println("handled", b.Gid, b.BranchID, b.Op, b.Offset, res.Word(), err)
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
