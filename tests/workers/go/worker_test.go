@@ -376,3 +376,30 @@ func TestNewWorkerRejectsBadConfig(t *testing.T) {
 		t.Errorf("DisableAutoCommit: %v", err)
 	}
 }
+
+// Replies are placed as librdkafka (dtmq, libdtmq, kcat) places a key:
+// CRC-32 of the gid modulo the partition count, not franz-go's default
+// murmur2; eight gids make a chance match of the two (1 in 4 each) unlikely.
+func TestWorkerRepliesInTheCRC32PartitionOfTheGid(t *testing.T) {
+	n := freshNames()
+	createTopics(t, n.reply) // 4 partitions, as dtmq's PREFIXreply
+	p := newProducer(t)
+	want := map[string]int32{}
+	for i := 0; i < 8; i++ {
+		gid := fresh("go-wt-part-")
+		want[gid] = crcPartition(gid, 4)
+		produceBranch(t, p, branchMsg{topic: n.topic, gid: gid, transType: "saga", branchID: "01", op: "action",
+			replyTo: n.reply, payload: []byte("x")})
+	}
+	rec := newRecorder()
+	start(t, newWorker(t, n.group, []string{n.topic}, rec.handle, nil))
+	replies := readTopic(t, n.reply, 8, waitBound, nil)
+	if len(replies) != 8 {
+		t.Fatalf("replies: %d, want 8", len(replies))
+	}
+	for _, r := range replies {
+		if w, ok := want[string(r.Key)]; !ok || r.Partition != w {
+			t.Errorf("reply for %s in partition %d, want %d", r.Key, r.Partition, w)
+		}
+	}
+}
