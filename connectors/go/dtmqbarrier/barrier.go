@@ -85,6 +85,13 @@ func Result(err error) (dtmq.Result, error) {
 	}
 }
 
+// MsgClient is what MsgDoAndSubmitDB needs of a client: *dtmq.Client has it.
+type MsgClient interface {
+	Prepare(ctx context.Context, t *dtmq.Trans) (*dtmq.Reply, error)
+	Submit(ctx context.Context, t *dtmq.Trans) (*dtmq.Reply, error)
+	Abort(ctx context.Context, t *dtmq.Trans) (*dtmq.Reply, error)
+}
+
 // MsgDoAndSubmitDB prepares msg t with c, runs busi in one local
 // transaction on db together with the msg's barrier row (DTM's special
 // branch gid/00/msg), and submits t; dtmcli.Msg.DoAndSubmitDB's rules:
@@ -98,7 +105,7 @@ func Result(err error) (dtmq.Result, error) {
 //
 // busi's error is returned first, else the error of the submit; the reply
 // is the submit's (nil when none was made). t.TransType must be "msg".
-func MsgDoAndSubmitDB(ctx context.Context, c *dtmq.Client, t *dtmq.Trans, db *sql.DB,
+func MsgDoAndSubmitDB(ctx context.Context, c MsgClient, t *dtmq.Trans, db *sql.DB,
 	busi dtmcli.BarrierBusiFunc) (*dtmq.Reply, error) {
 	if t == nil || t.TransType != "msg" {
 		return nil, errors.New("dtmqbarrier: MsgDoAndSubmitDB: the transaction must be a msg (dtmq.NewMsg)")
