@@ -70,6 +70,8 @@ run_binary "examples/bank_transfer" bash tests/examples/bank_transfer.sh
 run_binary "examples/outbox" bash tests/examples/outbox.sh
 # the Python worker library (connectors/python), pytest in a pinned venv
 run_binary "workers/python" bash tests/workers/python/run.sh
+# the Go worker library (connectors/go), go test against the same services
+run_binary "workers/go" bash tests/workers/go/run.sh
 
 # make install, then a service built against the installed libdtmq
 run_binary "install/libdtmq" bash tests/install/run.sh
