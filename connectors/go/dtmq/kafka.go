@@ -95,6 +95,22 @@ func endOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	for {
+		out, err := listEnds(ctx, cl, topic, partitions)
+		if err == nil || !kerr.IsRetriable(err) {
+			return out, err
+		}
+		select { // a partition just created answers NOT_LEADER_FOR_PARTITION until it has a leader
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// listEnds asks each partition's leader for its end offset once; a
+// partition's error is returned wrapped, so kerr.IsRetriable sees it.
+func listEnds(ctx context.Context, cl *kgo.Client, topic string, partitions []int32) (map[int32]int64, error) {
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.ReplicaID = -1
 	lt := kmsg.NewListOffsetsRequestTopic()

@@ -29,7 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (OFFSET_END, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 
 from ._kafka import create_missing_topics, merged, topic_name_ok
 
@@ -43,6 +44,11 @@ SEND_ACK_TIMEOUT_S = 10.0
 
 DEFAULT_PRODUCER_CONFIG = {"enable.idempotence": True, "acks": "all", "linger.ms": 1}
 DEFAULT_CONSUMER_CONFIG = {"enable.auto.commit": False, "auto.offset.reset": "latest"}
+
+
+# what a partition of a topic made a moment ago answers until it has a leader
+_LEADERLESS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+               KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 class SubmitError(RuntimeError):
@@ -205,16 +211,31 @@ class SubmitClient:
         if t is None or t.error is not None or not t.partitions:
             raise SubmitError(f"SubmitClient: reply topic {self.reply_to!r} has no partitions: "
                               f"{t.error if t is not None else 'not found'}")
+        deadline = time.monotonic() + 10
         tps = []
         for p in sorted(t.partitions):
-            try:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.reply_to, p), timeout=10)
-            except KafkaException as e:
-                raise SubmitError(f"SubmitClient: cannot read the end of {self.reply_to}[{p}]: "
-                                  f"{e}") from e
+            high = self._end_offset(p, deadline)
             tps.append(TopicPartition(self.reply_to, p, high if high >= 0 else OFFSET_END))
         self._consumer.assign(tps)
+
+    def _end_offset(self, partition: int, deadline: float) -> int:
+        """The high watermark of reply_to[partition]. A retriable error (a
+        topic created a moment ago has no leader yet: NOT_LEADER_FOR_PARTITION,
+        LEADER_NOT_AVAILABLE) is retried every 100 ms until the deadline."""
+        while True:
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.reply_to, partition),
+                    timeout=max(0.1, deadline - time.monotonic()))
+                return high
+            except KafkaException as e:
+                err = e.args[0] if e.args else None
+                retriable = isinstance(err, KafkaError) and (
+                    err.retriable() or err.code() in _LEADERLESS)
+                if not retriable or time.monotonic() >= deadline:
+                    raise SubmitError(f"SubmitClient: cannot read the end of "
+                                      f"{self.reply_to}[{partition}]: {e}") from e
+                time.sleep(0.1)
 
     # ---- the reader thread ---------------------------------------------------
 

@@ -10,7 +10,9 @@ import time
 import pytest
 
 from conftest import WAIT_S, fresh, fresh_gid
-from dtmq_worker import ReplyTimeout, SubmitClient
+from confluent_kafka import KafkaError, KafkaException
+
+from dtmq_worker import ReplyTimeout, SubmitClient, SubmitError
 from dtmq_worker.submit import msg, saga
 
 
@@ -95,3 +97,44 @@ def test_several_threads_share_one_client(dtmq, submit_client):
         t.join(WAIT_S)
     assert {g: (r.gid, r.phase, r.status) for g, r in results.items()} == \
         {g: (g, "finished", 200) for g in gids}
+
+
+class _LeaderlessThenReady:
+    """A consumer whose partition has no leader for its first `misses` reads
+    of the end offset (what a topic made a moment ago answers), then has one."""
+
+    def __init__(self, misses: int, code: int) -> None:
+        self.misses, self.code, self.calls = misses, code, 0
+
+    def get_watermark_offsets(self, tp, timeout):
+        self.calls += 1
+        if self.calls <= self.misses:
+            raise KafkaException(KafkaError(self.code))
+        return 0, 7
+
+
+def _client_with(consumer) -> SubmitClient:
+    c = SubmitClient.__new__(SubmitClient)  # only _end_offset's state
+    c.reply_to, c._consumer = "replies", consumer
+    return c
+
+
+def test_the_end_of_a_partition_without_a_leader_yet_is_read_again():
+    fake = _LeaderlessThenReady(3, KafkaError.NOT_LEADER_FOR_PARTITION)
+    assert _client_with(fake)._end_offset(0, time.monotonic() + 5) == 7
+    assert fake.calls == 4
+
+
+def test_a_partition_that_never_gets_a_leader_fails_at_the_deadline_naming_it():
+    fake = _LeaderlessThenReady(10**6, KafkaError.LEADER_NOT_AVAILABLE)
+    started = time.monotonic()
+    with pytest.raises(SubmitError, match=r"cannot read the end of replies\[0\]"):
+        _client_with(fake)._end_offset(0, started + 0.5)
+    assert 0.4 < time.monotonic() - started < 3
+
+
+def test_an_error_that_is_not_about_a_leader_is_not_retried():
+    fake = _LeaderlessThenReady(1, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(SubmitError, match="replies"):
+        _client_with(fake)._end_offset(0, time.monotonic() + 5)
+    assert fake.calls == 1
