@@ -31,6 +31,7 @@ typedef struct dtmq_config {
     int kafka_partitions;       /* partitions of topics dtmq creates */
     int kafka_embedded_port;    /* embedded cluster's port; 0 = a free one */
     int kafka_events;           /* 1: publish status changes to PREFIXevents */
+    int kafka_ingress_lanes;    /* threads taking submit and reply messages */
     int timeout_to_fail;        /* seconds */
     int retry_interval;
     int retry_interval_max;

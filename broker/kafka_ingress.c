@@ -2,19 +2,27 @@
  * kafka_ingress.c — the consumer of PREFIXsubmit and PREFIXreply (see
  * kafka_ingress.h).
  *
+ * Lanes: one poll thread hands each message to the lane of its partition
+ * (KafkaIngressLanes threads; lane_of), whose bounded queue (msg_queue.c)
+ * holds back the poll when the lane is behind. A partition has exactly one
+ * lane, so its messages (and a gid's, which share the gid's partition) are
+ * taken one after another, in offset order, while other partitions' lanes
+ * run, and wait on the store, at the same time.
+ *
  * Guarantees, per message, in partition order:
  *   - a submit message's command has written the store, durably, before its
  *     offset is stored for commit (auto-commit only commits stored offsets)
  *     and before its "accepted" reply, so a crash re-reads it and the gid
- *     makes the second reading harmless. The thread defers durability: the
- *     messages taken from one poll burst (up to INGRESS_BATCH) share one
- *     store commit, then their offsets and replies go out together (flush);
+ *     makes the second reading harmless. A lane defers durability: the
+ *     messages it takes in one burst (up to INGRESS_BATCH) share one store
+ *     commit, then their offsets and replies go out together (flush);
  *   - a message that cannot be taken (not JSON, not valid against
  *     schemas/kafka/submit.schema.json, key not its gid, bad fields, too
  *     large) is copied to PREFIXsubmit.dlq with the reason and its
  *     source in headers, acknowledged by Kafka, and only then skipped;
- *   - when the store is unavailable the message is read again after a pause
- *     (the partition waits; nothing is skipped).
+ *   - when the store is unavailable, or did not make a burst durable, its
+ *     lane keeps those messages and takes them again, in order, after a
+ *     pause (the lane waits; nothing is skipped, nothing is stored past them).
  * Replies to a message's reply_to topic are published asynchronously: the
  * store, not the reply, is the record (query it when a reply went missing).
  */
@@ -36,36 +44,53 @@
 #include "libdtmq/common/rules.h"
 #include "log.h"
 #include "metrics.h"
+#include "msg_queue.h"
 #include "trans_json.h"
 
 #define DLQ_ACK_TIMEOUT_MS 10000
 #define STORE_RETRY_PAUSE_MS 1000
-/* Messages taken before their changes are made durable together. */
+/* Messages a lane takes before their changes are made durable together. */
 #define INGRESS_BATCH 128
+/* Messages polled for a lane and not yet taken by it. */
+#define LANE_QUEUE 256
 
 /* A message taken (or to be read again) whose offset waits for the flush;
  * with the "accepted" reply it owes, if any. */
 typedef struct taken_msg {
-    char *topic;
+    rd_kafka_message_t *m; /* owned until the flush */
     int32_t partition;
     int64_t offset;
-    int read_again; /* not taken: the partition goes back to this offset */
+    int read_again; /* not taken: the lane takes it again */
     char *reply_to, *gid, *op;
     int status;
     json_t *body; /* the reply's body, owned */
 } taken_msg;
 
+/* One lane: a thread taking the messages of its partitions in order.
+ * Invariant: redo_next <= redo_count <= INGRESS_BATCH, and redo holds only
+ * messages whose offsets were not stored, oldest first. */
+typedef struct ingress_lane {
+    struct kafka_ingress *in;
+    pthread_t thread;
+    int started;
+    msg_queue *queue;               /* from the poll thread */
+    taken_msg batch[INGRESS_BATCH]; /* waiting for the flush, in taking order */
+    size_t batch_count;
+    rd_kafka_message_t *redo[INGRESS_BATCH]; /* to take again before the queue */
+    size_t redo_count, redo_next;
+} ingress_lane;
+
 struct kafka_ingress {
     broker *b;
     rd_kafka_t *rk; /* NULL when Kafka is off */
-    pthread_t thread;
+    pthread_t thread; /* the poll thread */
     int started;
     atomic_int stopping;
     atomic_long submitted, dead_lettered, replies, replies_unknown;
     json_schema *submit_schema; /* schemas/kafka/submit.schema.json */
     json_schema *reply_schema;  /* schemas/kafka/reply.schema.json */
-    taken_msg batch[INGRESS_BATCH]; /* waiting for the flush, in poll order */
-    size_t batch_count;
+    ingress_lane *lanes;
+    int lane_count;
 };
 
 typedef enum { TAKEN, RETRY } take_result;
@@ -357,27 +382,15 @@ static take_result take_reply(kafka_ingress *in, const rd_kafka_message_t *m)
 static void store_offset(kafka_ingress *in, const taken_msg *t)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->offset + 1;
-    rd_kafka_offsets_store(in->rk, l);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(t->m->rkt), t->partition)->offset = t->offset + 1;
+    rd_kafka_offsets_store(in->rk, l); /* refused (harmless) for a partition revoked meanwhile */
     rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* Moves the partitions in l back to their offsets so they are read again. */
-static void read_again(kafka_ingress *in, rd_kafka_topic_partition_list_t *l)
-{
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(in->rk, l, 5000);
-    if (e) {
-        log_error("ingress: cannot seek back to re-read %d partition(s): %s", l->cnt,
-                  rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
-    struct timespec ts = {STORE_RETRY_PAUSE_MS / 1000, (STORE_RETRY_PAUSE_MS % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void taken_clear(taken_msg *t)
 {
-    free(t->topic);
+    if (t->m)
+        rd_kafka_message_destroy(t->m);
     free(t->reply_to);
     free(t->gid);
     free(t->op);
@@ -385,82 +398,178 @@ static void taken_clear(taken_msg *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Adds a partition's first offset to re-read (the earliest one wins). */
-static void add_rewind(rd_kafka_topic_partition_list_t *l, const taken_msg *t)
+/* Puts the batch's messages that were not taken in front of what is still to
+ * be taken again, keeping the order. Returns how many were put back. */
+static size_t keep_for_redo(ingress_lane *lane, int durable)
 {
-    rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, t->topic, t->partition);
-    if (p == NULL)
-        rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->offset;
-    else if (t->offset < p->offset)
-        p->offset = t->offset;
+    rd_kafka_message_t *next[INGRESS_BATCH];
+    size_t n = 0;
+    for (size_t i = 0; i < lane->batch_count; i++) {
+        taken_msg *t = &lane->batch[i];
+        if (!durable || t->read_again) {
+            assert(n < INGRESS_BATCH);
+            next[n++] = t->m;
+            t->m = NULL;
+        }
+    }
+    size_t again = n;
+    for (size_t i = lane->redo_next; i < lane->redo_count; i++) {
+        assert(n < INGRESS_BATCH); /* a batch taken from redo is no longer than redo */
+        next[n++] = lane->redo[i];
+    }
+    memcpy(lane->redo, next, n * sizeof(next[0]));
+    lane->redo_count = n;
+    lane->redo_next = 0;
+    return again;
 }
 
 /* Makes the batch's changes durable, then stores its offsets and sends its
  * "accepted" replies. If the store lost them, or a message could not be
- * taken, its partition is read again from there. */
-static void flush(kafka_ingress *in)
+ * taken, those messages are taken again after a pause. */
+static void flush(ingress_lane *lane)
 {
-    if (in->batch_count == 0)
+    kafka_ingress *in = lane->in;
+    if (lane->batch_count == 0)
         return;
     int durable = store_sync(in->b->store) == STORE_OK;
     if (!durable)
-        log_warn("ingress: the store did not make %zu message(s) durable (%s); reading them again",
-                 in->batch_count, store_last_error());
-    rd_kafka_topic_partition_list_t *rewind = rd_kafka_topic_partition_list_new(4);
-    for (size_t i = 0; i < in->batch_count; i++) {
-        taken_msg *t = &in->batch[i];
+        log_warn("ingress: the store did not make %zu message(s) durable (%s); taking them again",
+                 lane->batch_count, store_last_error());
+    for (size_t i = 0; i < lane->batch_count; i++) {
+        taken_msg *t = &lane->batch[i];
         if (durable && !t->read_again) {
             store_offset(in, t);
             if (t->reply_to)
                 send_reply(in->b, t->reply_to, t->gid, t->op, "accepted", t->status, json_incref(t->body));
-        } else {
-            add_rewind(rewind, t);
         }
-        taken_clear(t);
     }
-    in->batch_count = 0;
-    if (rewind->cnt > 0)
-        read_again(in, rewind);
-    rd_kafka_topic_partition_list_destroy(rewind);
+    size_t again = keep_for_redo(lane, durable);
+    for (size_t i = 0; i < lane->batch_count; i++)
+        taken_clear(&lane->batch[i]);
+    lane->batch_count = 0;
+    if (again > 0 && !atomic_load(&in->stopping)) {
+        struct timespec ts = {STORE_RETRY_PAUSE_MS / 1000, (STORE_RETRY_PAUSE_MS % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
-/* Takes one message into the batch; flushes when the batch is full or the
- * message must be read again. */
-static void take(kafka_ingress *in, const rd_kafka_message_t *m, const char *reply_topic)
+/* Takes one message (owned) into the batch; flushes when the batch is full
+ * or the message must be taken again. */
+static void take(ingress_lane *lane, rd_kafka_message_t *m, const char *reply_topic)
 {
-    taken_msg *t = &in->batch[in->batch_count++];
+    assert(lane->batch_count < INGRESS_BATCH);
+    taken_msg *t = &lane->batch[lane->batch_count++];
     int is_reply = strcmp(rd_kafka_topic_name(m->rkt), reply_topic) == 0;
-    take_result r = is_reply ? take_reply(in, m) : take_submit(in, m, t);
-    t->topic = strdup(rd_kafka_topic_name(m->rkt));
+    take_result r = is_reply ? take_reply(lane->in, m) : take_submit(lane->in, m, t);
+    t->m = m;
     t->partition = m->partition;
     t->offset = m->offset;
     t->read_again = r != TAKEN;
-    if (t->read_again || in->batch_count == INGRESS_BATCH)
-        flush(in);
+    if (t->read_again || lane->batch_count == INGRESS_BATCH)
+        flush(lane);
 }
 
-static void *ingress_main(void *arg)
+/* The next message to take: one to take again first, then the queue's. */
+static rd_kafka_message_t *lane_next(ingress_lane *lane, int timeout_ms)
 {
-    kafka_ingress *in = arg;
+    if (lane->redo_next < lane->redo_count)
+        return lane->redo[lane->redo_next++];
+    return msg_queue_pop(lane->queue, timeout_ms);
+}
+
+static void *lane_main(void *arg)
+{
+    ingress_lane *lane = arg;
+    kafka_ingress *in = lane->in;
     const char *reply_topic = kafka_link_topics(in->b->kafka)->reply;
     store_defer_durability(true); /* flush makes the batch durable */
     while (!atomic_load(&in->stopping)) {
         /* no waiting while messages wait for their flush */
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, in->batch_count ? 0 : 200);
-        if (m == NULL) {
-            flush(in);
+        rd_kafka_message_t *m = lane_next(lane, lane->batch_count ? 0 : 200);
+        if (m == NULL)
+            flush(lane);
+        else
+            take(lane, m, reply_topic);
+    }
+    flush(lane);
+    for (size_t i = lane->redo_next; i < lane->redo_count; i++)
+        rd_kafka_message_destroy(lane->redo[i]); /* not stored: delivered again */
+    lane->redo_count = lane->redo_next = 0;
+    return NULL;
+}
+
+/* The lane of a message's partition: the submit and reply partitions of
+ * each number side by side, round the lanes. */
+static ingress_lane *lane_of(kafka_ingress *in, const rd_kafka_message_t *m, const char *reply_topic)
+{
+    int is_reply = strcmp(rd_kafka_topic_name(m->rkt), reply_topic) == 0;
+    long slot = (long)m->partition * 2 + is_reply;
+    return &in->lanes[slot % in->lane_count];
+}
+
+/* The poll thread: hands every message to its lane. */
+static void *ingress_main(void *arg)
+{
+    kafka_ingress *in = arg;
+    const char *reply_topic = kafka_link_topics(in->b->kafka)->reply;
+    while (!atomic_load(&in->stopping)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 200);
+        if (m == NULL)
             continue;
-        }
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_warn("ingress: %s", rd_kafka_message_errstr(m));
-        } else {
-            take(in, m, reply_topic);
+            rd_kafka_message_destroy(m);
+            continue;
         }
-        rd_kafka_message_destroy(m);
+        if (msg_queue_push(lane_of(in, m, reply_topic)->queue, m, &in->stopping) != 0)
+            rd_kafka_message_destroy(m); /* stopping: not stored, delivered again */
     }
-    flush(in);
     return NULL;
+}
+
+static void destroy_message(void *m)
+{
+    rd_kafka_message_destroy(m);
+}
+
+/* Creates and starts the lanes; 0, or -1 + err. */
+static int start_lanes(kafka_ingress *in, int count, char *err, size_t errlen)
+{
+    assert(count >= 1);
+    in->lanes = calloc((size_t)count, sizeof(*in->lanes));
+    if (in->lanes == NULL) {
+        snprintf(err, errlen, "kafka ingress: out of memory");
+        return -1;
+    }
+    in->lane_count = count;
+    for (int i = 0; i < count; i++) {
+        ingress_lane *lane = &in->lanes[i];
+        lane->in = in;
+        lane->queue = msg_queue_new(LANE_QUEUE, destroy_message);
+        if (lane->queue == NULL || pthread_create(&lane->thread, NULL, lane_main, lane) != 0) {
+            snprintf(err, errlen, "kafka ingress: cannot start lane %d of %d", i + 1, count);
+            return -1;
+        }
+        lane->started = 1;
+    }
+    return 0;
+}
+
+/* Stops and joins the lanes (after the poll thread), then frees them. */
+static void stop_lanes(kafka_ingress *in)
+{
+    for (int i = 0; i < in->lane_count; i++)
+        if (in->lanes[i].queue)
+            msg_queue_wake(in->lanes[i].queue);
+    for (int i = 0; i < in->lane_count; i++) {
+        if (in->lanes[i].started)
+            pthread_join(in->lanes[i].thread, NULL);
+        msg_queue_free(in->lanes[i].queue);
+    }
+    free(in->lanes);
+    in->lanes = NULL;
+    in->lane_count = 0;
 }
 
 static rd_kafka_t *new_consumer(broker *b, char *err, size_t errlen)
@@ -524,19 +633,19 @@ kafka_ingress *kafka_ingress_start(broker *b, char *err, size_t errlen)
         return NULL;
     }
     in->rk = new_consumer(b, err, errlen);
-    if (in->rk == NULL || pthread_create(&in->thread, NULL, ingress_main, in) != 0) {
-        if (in->rk) {
-            snprintf(err, errlen, "kafka ingress: cannot start its thread");
-            rd_kafka_destroy(in->rk);
-            in->rk = NULL;
-        }
+    if (in->rk == NULL || start_lanes(in, b->cfg->kafka_ingress_lanes, err, errlen) != 0) {
+        kafka_ingress_stop(in);
+        return NULL;
+    }
+    if (pthread_create(&in->thread, NULL, ingress_main, in) != 0) {
+        snprintf(err, errlen, "kafka ingress: cannot start its poll thread");
         kafka_ingress_stop(in);
         return NULL;
     }
     in->started = 1;
     const kafka_topics *t = kafka_link_topics(b->kafka);
-    log_info("kafka ingress: consuming %s and %s in group %s", t->submit, t->reply,
-             b->cfg->kafka_group ? b->cfg->kafka_group : "dtmq");
+    log_info("kafka ingress: consuming %s and %s in group %s, %d lane(s)", t->submit, t->reply,
+             b->cfg->kafka_group ? b->cfg->kafka_group : "dtmq", in->lane_count);
     return in;
 }
 
@@ -544,10 +653,10 @@ void kafka_ingress_stop(kafka_ingress *in)
 {
     if (in == NULL)
         return;
-    if (in->started) {
-        atomic_store(&in->stopping, 1);
-        pthread_join(in->thread, NULL);
-    }
+    atomic_store(&in->stopping, 1);
+    if (in->started)
+        pthread_join(in->thread, NULL); /* no more pushes */
+    stop_lanes(in); /* every message taken is flushed or destroyed */
     if (in->rk) {
         rd_kafka_consumer_close(in->rk); /* commits the stored offsets, leaves the group */
         rd_kafka_destroy(in->rk);

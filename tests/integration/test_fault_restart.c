@@ -10,6 +10,9 @@
  *                    are kafka:// branches answered by a dtmq worker;
  *   store_restart    [mongodb] a PRIVATE MongoDB-protocol server (tests/services/mongo.sh)
  *                    is stopped for a while and restarted with its data kept;
+ *                    half the transactions arrive over the shared Kafka and
+ *                    half the TransIn are kafka:// branches, so the ingress
+ *                    takes messages again while the store is away;
  *                    [sqlite] not applicable: the store is an embedded file;
  *   branch_down      the bank service stops listening for longer than
  *                    RequestTimeout and comes back on the same port, then a
@@ -337,18 +340,31 @@ START_TEST(store_restart)
         return;
     }
     ck_assert_msg(mongo_svc.up, "private MongoDB-protocol server: %s", mongo_svc.why);
-    char store[256], id[32];
+    char store[256], id[32], submit_topic[96], worker_topic[96], group[96], err[256];
     e2e_gid(id, sizeof(id), "fr");
     snprintf(store, sizeof(store), "mongodb://127.0.0.1:%d/dtmq_fault_%s", mongo_svc.port, id + 3);
+    snprintf(submit_topic, sizeof(submit_topic), "%s.submit", id);
+    snprintf(worker_topic, sizeof(worker_topic), "%s.bank", id);
+    snprintf(group, sizeof(group), "w-%s", id);
+    /* half the transactions over the shared Kafka, half the TransIn kafka://:
+     * the ingress lanes take messages again while the store is away */
+    const char *bootstrap = getenv("DTMQ_TEST_KAFKA");
+    ck_assert_msg(bootstrap && bootstrap[0], "DTMQ_TEST_KAFKA is not set");
     int down_s = fb_env_int("DTMQ_FAULT_STORE_DOWN_S", 5), n_out = outages();
     fb_options o = workload_options("frs", (long long)n_out * (down_s + 6) * 1000);
+    o.kafka_submit_pct = 50;
+    o.kafka_branch_pct = 50;
     fault_bank *b = fb_new(&o);
     ck_assert_ptr_nonnull(b);
-    fprintf(stderr, "fault[store-restart/%s]: seed=%u store=%s down_s=%d outages=%d\n",
-            test_store_kind(), fb_seed(b), store, down_s, n_out);
+    fprintf(stderr, "fault[store-restart/%s]: seed=%u store=%s kafka=%s down_s=%d outages=%d\n",
+            test_store_kind(), fb_seed(b), store, bootstrap, down_s, n_out);
     ck_assert_msg(fb_service_start(b, 0) == 0, "bank service did not start");
+    ck_assert_msg(fb_start_worker(b, bootstrap, group, worker_topic, err, sizeof(err)) == 0,
+                  "worker: %s", err);
+    ck_assert_msg(fb_use_kafka_submit(b, bootstrap, submit_topic, err, sizeof(err)) == 0,
+                  "producer: %s", err);
     dtmq_proc d;
-    start_dtmq(&d, store, NULL, id);
+    start_dtmq(&d, store, bootstrap, id);
     fb_set_dtmq(b, 0, d.base_url);
 
     outage_ctx c = {.bank = b, .svc = &mongo_svc, .down_ms = down_s * 1000, .count = n_out};
@@ -361,6 +377,7 @@ START_TEST(store_restart)
     report("store-restart", &f, c.done, extra);
     assert_outcome(&f, c.done, n_out);
     assert_stopped(rc, &d);
+    ck_assert_msg(f.via_kafka > 0 && f.kafka_calls > 0, "no transaction went through Kafka");
 }
 END_TEST
 
