@@ -64,6 +64,7 @@ typedef struct taken_msg {
     char *reply_to, *gid, *op;
     int status;
     json_t *body; /* the reply's body, owned */
+    int finished_too; /* wait_result, but no pass follows: "finished" repeats it */
 } taken_msg;
 
 /* One lane: a thread taking the messages of its partitions in order.
@@ -265,6 +266,14 @@ static const char *check_envelope(const kafka_ingress *in, const rd_kafka_messag
     return why;
 }
 
+/* 1 when the message asks for a "finished" reply: submit or abort with
+ * wait_result. */
+static int wants_finished(const char *op, json_t *body)
+{
+    return (strcmp(op, "submit") == 0 || strcmp(op, "abort") == 0) &&
+           json_is_true(json_object_get(body, "wait_result"));
+}
+
 static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m, taken_msg *acc)
 {
     broker *b = in->b;
@@ -332,6 +341,11 @@ static take_result take_submit(kafka_ingress *in, const rd_kafka_message_t *m, t
         acc->op = strdup(op);
         acc->status = r.deferred ? 200 : r.status;
         acc->body = r.deferred ? json_pack("{s:s}", "dtm_result", "SUCCESS") : json_incref(r.body);
+        /* the command ended the transaction, or left it to a pass already
+         * running, without waiting (the abort of a prepared msg, the submit
+         * of a workflow, the abort of a tcc/xa already aborting): the
+         * client waiting for "finished" gets the command's answer as it */
+        acc->finished_too = wants_finished(op, body) && !r.deferred && r.status == 200;
     }
     if (!r.deferred)
         reply_target_free(finished); /* the engine did not take it */
@@ -441,6 +455,8 @@ static void flush(ingress_lane *lane)
             store_offset(in, t);
             if (t->reply_to)
                 send_reply(in->b, t->reply_to, t->gid, t->op, "accepted", t->status, json_incref(t->body));
+            if (t->reply_to && t->finished_too)
+                send_reply(in->b, t->reply_to, t->gid, t->op, "finished", t->status, json_incref(t->body));
         }
     }
     size_t again = keep_for_redo(lane, durable);

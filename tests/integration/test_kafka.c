@@ -81,6 +81,47 @@ START_TEST(kafka_submit_runs_the_saga_and_replies)
 }
 END_TEST
 
+/* The abort of a prepared msg with wait_result ends it without a pass: the
+ * "finished" reply repeats the command's answer, so a client waiting for it
+ * is answered at once. */
+START_TEST(a_wait_result_command_without_a_pass_still_gets_finished)
+{
+    kenv env;
+    e2e_kafka_env_start(&env, "t", NULL);
+    char gid[64], replies[128], *prepare = NULL, *abort_msg = NULL;
+    e2e_gid(gid, sizeof(gid), "kf");
+    e2e_kafka_topic(&env, "replies", replies, sizeof(replies));
+    ck_assert_int_ge(asprintf(&prepare,
+                              "{\"op\":\"prepare\",\"gid\":\"%s\",\"trans_type\":\"msg\","
+                              "\"steps\":[{\"action\":\"%s/api/In\"}],\"payloads\":[\"{}\"],"
+                              "\"query_prepared\":\"%s/api/Query\"}",
+                              gid, busi_url(env.e.svc), busi_url(env.e.svc)), 0);
+    produce_submit(&env, gid, prepare);
+    e2e_wait_status(&env.e.dtmq, gid, "prepared", 30);
+    ck_assert_int_ge(asprintf(&abort_msg,
+                              "{\"op\":\"abort\",\"gid\":\"%s\",\"trans_type\":\"msg\","
+                              "\"reply_to\":\"%s\",\"wait_result\":true}", gid, replies), 0);
+    produce_submit(&env, gid, abort_msg);
+    e2e_wait_status(&env.e.dtmq, gid, "failed", 30);
+    kt_msg *m;
+    size_t n = kt_read(env.bootstrap, replies, 2, 15000, &m);
+    ck_assert_uint_eq(n, 2);
+    const char *want[] = {"accepted", "finished"}; /* in this order, one partition */
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_loads(m[i].value, 0, NULL);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "phase")), want[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "op")), "abort");
+        ck_assert_int_eq(json_integer_value(json_object_get(r, "status")), 200);
+        json_decref(r);
+    }
+    ck_assert_int_eq(busi_count(env.e.svc, "/api/In", gid, "action"), 0);
+    kt_free(m, n);
+    free(prepare);
+    free(abort_msg);
+    e2e_kafka_env_stop(&env);
+}
+END_TEST
+
 /* Each bad message must land in the DLQ with a reason naming the problem. */
 static const struct {
     const char *key;
@@ -512,6 +553,7 @@ int main(void)
     Suite *s = suite_create("kafka");
     test_group g = {.suite = s, .timeout_s = 150};
     test_add(&g, kafka_submit_runs_the_saga_and_replies);
+    test_add(&g, a_wait_result_command_without_a_pass_still_gets_finished);
     test_add(&g, bad_messages_go_to_the_dlq_and_do_not_stall);
     test_add(&g, kafka_branches_are_decided_by_worker_replies);
     test_add(&g, msg_kafka_branch_succeeds_on_publish_and_events_are_published);

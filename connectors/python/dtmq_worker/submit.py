@@ -149,18 +149,6 @@ def check_body(op: str, body: Mapping[str, Any]) -> str:
     return gid
 
 
-def _no_pass_follows(op: str, body: Mapping[str, Any]) -> bool:
-    """Commands dtmq carries out in the store at once, without a pass, so a
-    'finished' reply never follows even with wait_result: aborting a
-    prepared msg (it becomes failed) and submitting a workflow (its status
-    comes with the submit). (broker/engine/commands.c: cmd_abort,
-    submit_workflow.) The abort of a tcc/xa that is already aborting is the
-    one other such case; it cannot be told from the body, and waits for the
-    timeout."""
-    tt = body.get("trans_type")
-    return (op == "abort" and tt == "msg") or (op == "submit" and tt == "workflow")
-
-
 class SubmitClient:
     """Sends transactions to dtmq over Kafka and waits for its answers.
 
@@ -282,10 +270,9 @@ class SubmitClient:
         """Sends {"op": op, **body, "reply_to": ..., "wait_result": ...} keyed by
         the gid and returns dtmq's answer: the ``accepted`` reply, or, with
         wait_result (submit and abort only), the ``finished`` one — unless
-        the accepted reply already refused the command (status not 200), or
-        the command ends the transaction without a pass (the abort of a msg,
-        the submit of a workflow: give trans_type), for which dtmq sends no
-        ``finished`` reply.
+        the accepted reply already refused the command (status not 200). A
+        command that ends without a pass (the abort of a prepared msg, the
+        submit of a workflow) gets a ``finished`` reply repeating its answer.
         Raises ValueError for a body dtmq would refuse, SubmitError when
         Kafka did not take the message, ReplyTimeout when no answer came
         within timeout seconds."""
@@ -304,7 +291,7 @@ class SubmitClient:
             deadline = time.monotonic() + timeout
             self._produce(gid, json.dumps(value, separators=(",", ":")).encode("utf-8"))
             accepted = self._wait(w, "accepted", deadline, timeout)
-            if not wait_result or not accepted.ok or _no_pass_follows(op, body):
+            if not wait_result or not accepted.ok:
                 return accepted
             return self._wait(w, "finished", deadline, timeout)
         finally:
@@ -385,10 +372,7 @@ class SubmitClient:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ReplyTimeout(f"{w.op} {w.gid}: no '{phase}' reply on {self.reply_to} "
-                                       f"within {timeout:g} s" + (
-                                           " (dtmq sends none when no pass ran, e.g. for "
-                                           "the abort of a tcc/xa already aborting)"
-                                           if phase == "finished" else ""))
+                                       f"within {timeout:g} s")
                 w.cond.wait(left)
 
     def close(self) -> None:

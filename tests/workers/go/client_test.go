@@ -53,6 +53,22 @@ func TestClientRefusalsAreReplyErrorsWithDtmqsReason(t *testing.T) {
 	if st := d.waitStatus(t, gid, "failed", 10*time.Second).Transaction.Status; st != "failed" {
 		t.Fatalf("after abort: %s", st)
 	}
+
+	// the abort of a prepared msg ends it without a pass: with WaitResult the
+	// finished reply repeats the answer at once (no wait for ctx's end)
+	gid = fresh("go-cl-msgwait-")
+	msg = dtmq.NewMsg(gid, "http://127.0.0.1:9/qp").AddMsg("", "x")
+	if r, err := c.Prepare(ctx, msg); err != nil || r.Status != 200 {
+		t.Fatalf("prepare: %+v, %v", r, err)
+	}
+	msg.WaitResult = true
+	started := time.Now()
+	if r, err := c.Abort(ctxFor(t, 10*time.Second), msg); err != nil || r.Phase != "finished" || r.Status != 200 {
+		t.Fatalf("abort with WaitResult: %+v, %v", r, err)
+	}
+	if took := time.Since(started); took > 5*time.Second {
+		t.Fatalf("abort with WaitResult took %v", took)
+	}
 }
 
 func TestClientWithoutReplyTopicReturnsOnceKafkaHasTheMessage(t *testing.T) {

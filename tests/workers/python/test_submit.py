@@ -34,10 +34,10 @@ def test_prepare_and_abort_a_msg(dtmq, submit_client):
     body = msg(gid, [("kafka://" + fresh("never"), {"n": 1})], query_prepared="http://127.0.0.1:9/q")
     assert submit_client.prepare(body).status == 200
     assert dtmq.status(gid) == "prepared"
-    # dtmq fails a prepared msg at once, without a pass: 'accepted' is the last answer
+    # dtmq fails a prepared msg at once, without a pass: 'finished' repeats the answer
     started = time.monotonic()
     r = submit_client.abort({"gid": gid, "trans_type": "msg"}, wait_result=True)
-    assert (r.phase, r.status, r.dtm_result) == ("accepted", 200, "SUCCESS"), r
+    assert (r.phase, r.status, r.dtm_result) == ("finished", 200, "SUCCESS"), r
     assert time.monotonic() - started < 10
     assert dtmq.status(gid) == "failed"
 
